@@ -1,0 +1,61 @@
+"""Run one trial from a config file, for debugging a config:
+
+    python -m study.train CONFIG.yaml [--set key.path=value ...] [--checkpoint-dir DIR] [--out FILE]
+
+Prints one line per epoch and the final metrics. Exit status: 0 completed, 1 diverged,
+2 bad input (config, data, checkpoint), with one line naming the culprit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from study.config import ConfigError, load_trial_config
+from study.engine import run_trial
+from study.io import write_json
+
+_EPOCH_KEYS = ("loss", "byol_loss", "l_align", "l_cross", "z_std", "lr", "tau", "knn_acc", "images_per_s")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def print_progress(metrics: dict[str, Any], epochs: int) -> None:
+    if metrics.get("done"):
+        return
+    fields = " ".join(f"{k}={_fmt(metrics[k])}" for k in _EPOCH_KEYS if k in metrics)
+    print(f"epoch {metrics['epoch']}/{epochs} {fields}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m study.train", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="trial config YAML (see configs/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field")
+    parser.add_argument("--checkpoint-dir", type=Path, help="save state here each epoch; resume from it")
+    parser.add_argument("--out", type=Path, help="write the result (final metrics and history) as JSON")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_trial_config(args.config, args.set)
+        print(f"trial: {cfg.method.name} beta={cfg.method.beta} tau={cfg.teacher.tau} "
+              f"predictor={cfg.model.predictor} on {cfg.data.name}, {cfg.train.epochs} epochs", flush=True)  # fmt: skip
+        result = run_trial(cfg, lambda m, _: print_progress(m, cfg.train.epochs), args.checkpoint_dir)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        write_json(args.out, {"status": result.status, "message": result.message,
+                              "metrics": result.metrics, "history": result.history})  # fmt: skip
+    if result.status != "completed":
+        print(f"{result.status}: {result.message}", file=sys.stderr)
+        return 1
+    print(json.dumps({k: v for k, v in result.metrics.items() if k not in _EPOCH_KEYS}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -180,7 +180,7 @@ class Trial:
         self.online.load_state_dict(state["online"])
         self.teacher.load_state_dict(state["teacher"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.gen.set_state(state["generator"])
+        self.gen.set_state(state["generator"].cpu())  # map_location may have moved it
         self.epoch, self.step = state["epoch"], state["step"]
         self.history, self.baseline = state["history"], state["baseline"]
 

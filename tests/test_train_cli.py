@@ -1,0 +1,64 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--set", "model.width=8", "--set", "model.depth=2", "--set", "model.proj_hidden=32", "--set", "model.proj_dim=16",
+    "--set", "model.pred_hidden=32", "--set", "train.num_threads=1", "--set", "eval.metric_samples=64",
+]  # fmt: skip
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "study.train", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cli_runs_a_config_and_writes_the_result(tmp_path):
+    out = tmp_path / "result.json"
+    proc = _run("configs/digits.yaml", *TINY, "--set", "train.epochs=2", "--out", str(out),
+                "--checkpoint-dir", str(tmp_path / "ckpt"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/2" in proc.stdout and "epoch 2/2" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["status"] == "completed" and len(result["history"]) == 2
+    assert 0 < result["metrics"]["linear_acc"] <= 1
+    assert (tmp_path / "ckpt" / "state.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "args,culprit",
+    [
+        (["--set", "teacher.tau=2"], "teacher.tau"),
+        (["--set", "model.predictor=huge"], "model.predictor"),
+        (["--set", "data.name=imagefolder", "--set", "data.root=/nonexistent/folder"], "/nonexistent/folder"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(args, culprit, tmp_path):
+    out = tmp_path / "result.json"
+    proc = _run("configs/digits.yaml", *args, "--out", str(out))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and culprit in lines[0] and lines[0].startswith("error:")
+    assert not out.exists()
+
+
+def test_cli_yaml_syntax_error_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: 3\n   batch_size: 4\n")
+    proc = _run(str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {bad}: YAML syntax error at line 3: mapping values are not allowed here"
+
+
+@pytest.mark.slow
+def test_cli_diverged_trial_exits_1():
+    proc = _run("configs/digits.yaml", *TINY, "--set", "optim.name=sgd", "--set", "optim.lr=1e30",
+                "--set", "train.epochs=2", "--set", "eval.random_init_baseline=false")  # fmt: skip
+    assert proc.returncode == 1 and "diverged: loss is" in proc.stderr

@@ -24,9 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def spread(v: Tensor) -> Tensor:
+    """`normalized_std` as a 0-d tensor, for use inside a training step without a host sync."""
+    return F.normalize(v.detach().float(), dim=1).std(dim=0).mean() * math.sqrt(v.shape[1])
+
+
 def normalized_std(v: Tensor) -> float:
-    z = F.normalize(v.float(), dim=1)
-    return float(z.std(dim=0).mean() * math.sqrt(v.shape[1]))
+    return float(spread(v))
 
 
 def rankme(v: Tensor, eps: float = 1e-7) -> float:

@@ -18,11 +18,11 @@ class ConfigError(ValueError):
     """Bad user input (config, data, storage): reported as one line, exit status 2."""
 
 
-class _Section(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Section):
+class DataConfig(StrictModel):
     """Which images to train on; each data set is loaded once into a uint8 tensor."""
 
     name: Literal["digits", "cifar10", "cifar100", "imagefolder"] = "digits"
@@ -43,7 +43,7 @@ class DataConfig(_Section):
         return self
 
 
-class AugmentConfig(_Section):
+class AugmentConfig(StrictModel):
     """BYOL/SimCLR CIFAR augmentations; pairs are (view 1, view 2) probabilities."""
 
     crop_scale: tuple[float, float] = (0.08, 1.0)
@@ -72,7 +72,7 @@ class AugmentConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(StrictModel):
     """Online network: backbone -> projector -> predictor (the teacher copies the first two)."""
 
     backbone: Literal["convnet", "resnet18"] = "convnet"
@@ -85,7 +85,7 @@ class ModelConfig(_Section):
     pred_identity_init: bool = Field(False, description="start linear/linear_bn predictors at the identity")
 
 
-class MethodConfig(_Section):
+class MethodConfig(StrictModel):
     """byol: cross-view loss; raft: alpha * L_align - beta * L_cross (beta signed)."""
 
     name: Literal["byol", "raft"] = "raft"
@@ -93,7 +93,7 @@ class MethodConfig(_Section):
     beta: float = 1.0
 
 
-class TeacherConfig(_Section):
+class TeacherConfig(StrictModel):
     """Mean Teacher: EMA of online backbone + projector with decay tau."""
 
     tau: float = Field(0.996, ge=0, le=1)
@@ -102,7 +102,7 @@ class TeacherConfig(_Section):
     )
 
 
-class OptimConfig(_Section):
+class OptimConfig(StrictModel):
     name: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(3e-4, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -112,16 +112,26 @@ class OptimConfig(_Section):
     predictor_lr_mult: float = Field(1.0, gt=0)
 
 
-class TrainConfig(_Section):
+class CollapseStop(StrictModel):
+    """End training early once the compared vectors have collapsed: after `after_epoch`, when the
+    epoch's projector- or predictor-output std (z_std, p_std) is below `threshold`. The trial is
+    still evaluated, so a collapsed cell of a study costs a few epochs instead of all of them."""
+
+    threshold: float = Field(0.05, gt=0)
+    after_epoch: int = Field(2, ge=1)
+
+
+class TrainConfig(StrictModel):
     epochs: int = Field(20, gt=0)
     batch_size: int = Field(256, gt=0)
     seed: int = 0
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     num_threads: int | None = Field(None, gt=0, description="CPU threads for this trial")
     checkpoint_every: int = Field(1, gt=0, description="epochs between saved states, when saving")
+    collapse_stop: CollapseStop | None = None
 
 
-class EvalConfig(_Section):
+class EvalConfig(StrictModel):
     knn_k: int = Field(200, gt=0)
     knn_temperature: float = Field(0.1, gt=0)
     knn_every: int = Field(0, ge=0, description="epochs between cheap kNN checks; 0 = only at the end")
@@ -134,7 +144,7 @@ class EvalConfig(_Section):
     random_init_baseline: bool = True
 
 
-class TrialConfig(_Section):
+class TrialConfig(StrictModel):
     """Everything one trial needs; nothing else reaches the engine."""
 
     data: DataConfig = DataConfig()
@@ -155,10 +165,10 @@ class TrialConfig(_Section):
         return self
 
 
-def _one_line(err: ValidationError, source: str) -> str:
+def first_error(err: ValidationError, source: str) -> str:
     """The first validation problem as `source: field.path: message`."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
+    where = ".".join(str(p) for p in first["loc"])
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -166,7 +176,8 @@ def _one_line(err: ValidationError, source: str) -> str:
         msg = f"{msg}, got {first.get('input')!r}"
     msg = msg.removeprefix("Value error, ")
     more = len(err.errors()) - 1
-    return f"{source}: {where}: {msg}" + (f" (and {more} more problem(s))" if more else "")
+    located = f"{where}: {msg}" if where else msg
+    return f"{source}: {located}" + (f" (and {more} more problem(s))" if more else "")
 
 
 def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -215,7 +226,7 @@ def trial_config_from_dict(tree: dict[str, Any], source: str = "config") -> Tria
     try:
         return TrialConfig.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_one_line(err, source)) from None
+        raise ConfigError(first_error(err, source)) from None
 
 
 def load_trial_config(path: str | Path, overrides: list[str] = ()) -> TrialConfig:

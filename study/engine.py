@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from study.augment import augment, plain
-from study.collapse import collapse_metrics, is_collapsed
+from study.collapse import collapse_metrics, is_collapsed, spread
 from study.config import ConfigError, OptimConfig, TrialConfig
 from study.data import ImageData, load_data
 from study.evaluate import knn_accuracy, linear_probe
@@ -33,7 +32,7 @@ from study.teacher import ema_update, make_teacher, tau_at
 Reporter = Callable[[dict[str, Any], "Path | None"], None]
 STATE_FILE = "state.pt"
 _FINITE_CHECK_STEPS = 25  # host syncs to catch a NaN early, without one per step
-_LOGGED = ("loss", "byol_loss", "l_align", "l_cross", "z_std")
+_LOGGED = ("loss", "byol_loss", "l_align", "l_cross", "z_std", "p_std")
 
 
 @dataclass
@@ -159,6 +158,7 @@ class Trial:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.baseline: dict[str, float] = {}
+        self.stop_reason = ""
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -168,6 +168,7 @@ class Trial:
             "step": self.step,
             "history": self.history,
             "baseline": self.baseline,
+            "stop_reason": self.stop_reason,
             "online": self.online.state_dict(),
             "teacher": self.teacher.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -182,7 +183,7 @@ class Trial:
         self.optimizer.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"].cpu())  # map_location may have moved it
         self.epoch, self.step = state["epoch"], state["step"]
-        self.history, self.baseline = state["history"], state["baseline"]
+        self.history, self.baseline, self.stop_reason = state["history"], state["baseline"], state["stop_reason"]
 
     def save(self, path: Path) -> None:
         with atomic_write(path) as f:
@@ -217,8 +218,9 @@ class Trial:
         self.optimizer.step()
         ema_update(self.teacher, self.online.encoder, tau)
         terms = loss_terms(p1, p2, t1, t2)
-        z_std = F.normalize(z1.detach().float(), dim=1).std(0).mean() * math.sqrt(z1.shape[1])
-        return torch.stack([loss.detach(), terms["byol_loss"], terms["l_align"], terms["l_cross"], z_std])
+        return torch.stack(
+            [loss.detach(), terms["byol_loss"], terms["l_align"], terms["l_cross"], spread(z1), spread(p1)]
+        )
 
     def train_epoch(self) -> tuple[dict[str, Any], str | None]:
         """One pass over the shuffled train split; returns the epoch's metrics and, when the loss
@@ -242,6 +244,16 @@ class Trial:
         metrics = {"epoch": self.epoch, **dict(zip(_LOGGED, means)), "lr": lr, "tau": tau}
         metrics.update(epoch_seconds=seconds, images_per_s=self.steps_per_epoch * b / seconds)
         return metrics, None
+
+    def collapse_stop(self, metrics: dict[str, Any]) -> str:
+        """Why training should end now because the compared vectors collapsed, or ''."""
+        rule = self.cfg.train.collapse_stop
+        if rule is None or self.epoch < rule.after_epoch:
+            return ""
+        low = min(metrics["z_std"], metrics["p_std"])
+        if low >= rule.threshold:
+            return ""
+        return f"collapse stop at epoch {self.epoch}: min(z_std, p_std) = {low:.3g} < {rule.threshold}"
 
     def knn_check(self) -> float:
         to_input = lambda x: plain(x, self.data.mean, self.data.std)  # noqa: E731
@@ -271,7 +283,7 @@ def run_trial(
         accs, _ = probe(trial.online, trial.data, cfg)
         trial.baseline = {f"random_init_{k}": v for k, v in accs.items()}
 
-    while trial.epoch < cfg.train.epochs:
+    while trial.epoch < cfg.train.epochs and not trial.stop_reason:
         metrics, failure = trial.train_epoch()
         if failure is not None:
             final = {"status": "diverged", "message": failure, "done": True, "epochs_done": trial.epoch}
@@ -280,13 +292,16 @@ def run_trial(
         if cfg.eval.knn_every and trial.epoch % cfg.eval.knn_every == 0 and trial.epoch < cfg.train.epochs:
             metrics["knn_acc"] = trial.knn_check()
         trial.history.append(metrics)
+        trial.stop_reason = trial.collapse_stop(metrics)
         saved = None
-        if state_path is not None and (trial.epoch % cfg.train.checkpoint_every == 0 or trial.epoch == cfg.train.epochs):
+        due = trial.epoch % cfg.train.checkpoint_every == 0 or trial.epoch == cfg.train.epochs or trial.stop_reason
+        if state_path is not None and due:
             trial.save(state_path)
             saved = state_path
         report({**metrics, "done": False}, saved)
 
     final = {**trial.history[-1], **trial.baseline, **evaluate(trial.online, trial.data, cfg)}
-    final.update(status="completed", done=True, epochs_done=trial.epoch)
+    status = "stopped" if trial.stop_reason else "completed"
+    final.update(status=status, message=trial.stop_reason, done=True, epochs_done=trial.epoch)
     report(final, state_path if state_path is not None and state_path.is_file() else None)
-    return TrialResult("completed", final, trial.history)
+    return TrialResult(status, final, trial.history, trial.stop_reason)

@@ -2,7 +2,7 @@
 
     python -m study.train CONFIG.yaml [--set key.path=value ...] [--checkpoint-dir DIR] [--out FILE]
 
-Prints one line per epoch and the final metrics. Exit status: 0 completed, 1 diverged,
+Prints one line per epoch and the final metrics. Exit status: 0 completed (or stopped early by the collapse stop), 1 diverged,
 2 bad input (config, data, checkpoint), with one line naming the culprit.
 """
 
@@ -18,7 +18,7 @@ from study.config import ConfigError, load_trial_config
 from study.engine import run_trial
 from study.io import write_json
 
-_EPOCH_KEYS = ("loss", "byol_loss", "l_align", "l_cross", "z_std", "lr", "tau", "knn_acc", "images_per_s")
+_EPOCH_KEYS = ("loss", "byol_loss", "l_align", "l_cross", "z_std", "p_std", "lr", "tau", "knn_acc", "images_per_s")
 
 
 def _fmt(v: Any) -> str:
@@ -50,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         write_json(args.out, {"status": result.status, "message": result.message,
                               "metrics": result.metrics, "history": result.history})  # fmt: skip
-    if result.status != "completed":
-        print(f"{result.status}: {result.message}", file=sys.stderr)
+    if result.status == "diverged":
+        print(f"diverged: {result.message}", file=sys.stderr)
         return 1
+    if result.message:
+        print(f"{result.status}: {result.message}")
     print(json.dumps({k: v for k, v in result.metrics.items() if k not in _EPOCH_KEYS}, indent=1))
     return 0
 

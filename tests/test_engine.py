@@ -12,7 +12,7 @@ FINAL_KEYS = {
     "linear_acc", "knn_acc", "random_init_linear_acc", "random_init_knn_acc", "collapsed", "status",
     *(f"{lvl}_{m}" for lvl in ("feat", "proj", "pred") for m in ("std", "rank", "align", "uniform")),
 }  # fmt: skip
-EPOCH_KEYS = {"epoch", "loss", "byol_loss", "l_align", "l_cross", "z_std", "lr", "tau", "epoch_seconds"}
+EPOCH_KEYS = {"epoch", "loss", "byol_loss", "l_align", "l_cross", "z_std", "p_std", "lr", "tau", "epoch_seconds"}
 
 
 def test_lr_schedule():
@@ -98,6 +98,19 @@ def test_nan_loss_ends_as_diverged_not_a_crash():
     assert result.status == "diverged" and "loss is" in result.message
     assert result.metrics["status"] == "diverged" and result.metrics["epochs_done"] < 3
     assert "random_init_linear_acc" in result.metrics
+
+
+@pytest.mark.slow
+def test_collapse_stop_ends_training_early_and_still_evaluates(tmp_path):
+    stopped = run_trial(tiny_config(train={"epochs": 4, "collapse_stop": {"threshold": 5.0, "after_epoch": 2}}),
+                        checkpoint_dir=tmp_path)  # fmt: skip
+    assert stopped.status == "stopped" and len(stopped.history) == 2
+    assert stopped.message.startswith("collapse stop at epoch 2") and "linear_acc" in stopped.metrics
+    again = run_trial(tiny_config(train={"epochs": 4, "collapse_stop": {"threshold": 5.0, "after_epoch": 2}}),
+                      checkpoint_dir=tmp_path)  # fmt: skip
+    assert len(again.history) == 2 and again.metrics["linear_acc"] == stopped.metrics["linear_acc"]
+    kept = run_trial(tiny_config(train={"epochs": 2, "collapse_stop": {"threshold": 1e-9, "after_epoch": 1}}))
+    assert kept.status == "completed" and kept.message == ""
 
 
 def test_batch_larger_than_data_is_refused():

@@ -1,7 +1,9 @@
 """CPU benchmark on the shared CIFAR-10 copy: random init, alignment only, BYOL, RAFT (beta = 1)
 and RAFT (beta = -1), each pretrained on 10,000 images for 8 epochs (4-block ConvNet of width 32,
-Adam 1e-3, batch 256, one core per run, two runs side by side), then probed on the 10,000 test
-images. Prints linear and kNN accuracy, collapse metrics and wall time per run.
+Adam 1e-3 at a constant rate, batch 256, one core per run, two runs side by side), then probed on
+the 10,000 test images. Prints linear and kNN accuracy, collapse metrics and wall time per run.
+For so short a run, EMA decay 0.99 and crops of at least 20 % of the image learn faster than the
+300-epoch defaults (0.996, 8 %); a cosine learning-rate decay cost BYOL 1.8 points here.
 
     python bench/cpu_methods.py [--archive ../shared/data/cifar10-jpeg.tar.gz] [--epochs 8] [--out FILE]
 
@@ -32,9 +34,11 @@ COLUMNS = ["linear_acc", "knn_acc", "feat_rank", "proj_std", "pred_std", "pred_r
 def config_tree(archive: str, method: dict, epochs: int) -> dict:
     return {
         "data": {"name": "imagefolder", "root": archive, "n_train": 10_000},
+        "augment": {"crop_scale": [0.2, 1.0]},
         "model": {"backbone": "convnet", "width": 32, "depth": 4},
         "method": method,
-        "optim": {"name": "adam", "lr": 1e-3},
+        "teacher": {"tau": 0.99},
+        "optim": {"name": "adam", "lr": 1e-3, "schedule": "constant"},
         "train": {"epochs": epochs, "batch_size": 256, "num_threads": 1, "seed": 0},
     }
 

@@ -136,7 +136,11 @@ class EvalConfig(StrictModel):
     knn_temperature: float = Field(0.1, gt=0)
     knn_every: int = Field(0, ge=0, description="epochs between cheap kNN checks; 0 = only at the end")
     linear_max_iter: int = Field(200, gt=0, description="L-BFGS iterations of the linear probe")
-    linear_l2: float = Field(1e-4, ge=0, description="L2 penalty of the linear probe")
+    linear_l2: tuple[float, ...] = Field(
+        (1e-4, 1e-3, 1e-2), min_length=1,
+        description="L2 penalties tried by the linear probe; with several, the best on a held-out 10 %% of "
+        "the train split is refitted on all of it",
+    )
     metric_samples: int = Field(2048, gt=1, description="test images used for collapse metrics")
     collapse_std: float = Field(
         0.1, gt=0, description="collapsed when projector or predictor std x sqrt(d) falls below this"

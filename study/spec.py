@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from study.config import ConfigError, TrialConfig, first_error, StrictModel, parse_override, read_yaml, set_path
+from study.config import CollapseStop, ConfigError, TrialConfig, first_error, StrictModel, parse_override, read_yaml, set_path
 
 _KINDS = ("grid", "choice", "uniform", "loguniform", "log1m")
 
@@ -79,13 +79,6 @@ class SearchConfig(StrictModel):
     num_samples: int = Field(1, gt=0, description="random/optuna: configurations drawn (x each grid point)")
     seed: int = 0
     grid_first: bool = Field(True, description="optuna: evaluate the grid points before TPE proposes")
-
-
-class CollapseStop(StrictModel):
-    """End a trial whose projector-output std (z_std) is below `threshold` after `after_epoch`."""
-
-    threshold: float = Field(0.05, gt=0)
-    after_epoch: int = Field(2, ge=1)
 
 
 class SchedulerConfig(StrictModel):
@@ -159,6 +152,8 @@ def trial_config(spec: StudySpec, params: dict[str, Any]) -> TrialConfig:
     tree = spec.base.model_dump(mode="json")
     for key, value in params.items():
         set_path(tree, key, value)
+    if spec.scheduler.collapse_stop is not None:
+        set_path(tree, "train.collapse_stop", spec.scheduler.collapse_stop.model_dump())
     return TrialConfig.model_validate(tree)
 
 

@@ -1,0 +1,54 @@
+"""Run a study from a search-space file, or resume it by running the same command again:
+
+    python -m study.run SPEC.yaml [--set key.path=value ...] [--name NAME] [--storage DIR_OR_URI]
+                        [--address auto|HOST:PORT] [--dry-run] [--restart]
+
+Exit status: 0 every trial ended (completed, stopped early or diverged), 1 some trial errored,
+2 bad input (one line naming the culprit), 130 interrupted (rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from study.config import ConfigError
+from study.spec import load_spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.splitlines()[0])
+    parser.add_argument("spec", help="search-space YAML (see search_spaces/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec field")
+    parser.add_argument("--name", help="study name (default: the spec's)")
+    parser.add_argument("--storage", default="studies", help="folder or cloud URI of studies (default: studies/)")
+    parser.add_argument("--address", help="join a running Ray cluster: auto, or HOST:PORT")
+    parser.add_argument("--dry-run", action="store_true", help="print the trials and the cost, run nothing")
+    parser.add_argument("--restart", action="store_true", help="delete the named study and start it over")
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(args.spec, args.set, args.name)
+        if args.dry_run:
+            from study.runner import dry_run
+
+            print(dry_run(spec))
+            return 0
+        from study.runner import run_study
+
+        counts = run_study(spec, args.storage, args.address, args.restart)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    command = "python -m study.run " + shlex.join([a for a in argv if a != "--restart"])
+    ended = ", ".join(f"{v} {k}" for k, v in counts.items() if k != "seconds" and v)
+    print(f"study {spec.name}: {ended} in {counts['seconds']} s; results in {args.storage}/{spec.name}")
+    if counts["unfinished"]:
+        print(f"interrupted: {counts['unfinished']} trials unfinished; resume with: {command}")
+        return 130
+    return 1 if counts["errored"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

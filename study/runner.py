@@ -1,0 +1,204 @@
+"""A study spec -> a Ray Tune experiment: search, scheduler, resources, storage, resume, progress.
+
+The experiment lives in `<storage>/<name>/` (Ray's own layout). Beside Ray's files we keep
+`raft_study.json`, the spec the study was started with: running the same command again resumes
+the study (finished trials are kept, interrupted ones continue from their last checkpoint, the
+Optuna searcher from Tune's snapshot), while a changed spec is refused with the difference
+unless `restart` is asked for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from study.config import ConfigError
+from study.io import write_json
+from study.spec import StudySpec, describe, expand
+
+SPEC_FILE = "raft_study.json"
+
+# Set before Ray is imported: no auth token file, trials keep the driver's working directory,
+# and Tune snapshots the experiment at least every second, so that after a SIGKILL of the driver
+# no trial that started or finished before the last second is lost or run twice.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_GLOBAL_CHECKPOINT_S": "1",
+           "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}  # fmt: skip
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def experiment_path(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{name}" if is_uri(storage) else str(Path(storage).resolve() / name)
+
+
+def check_storage(storage: str) -> None:
+    """A local storage folder must be creatable and writable (cloud URIs are left to Ray)."""
+    if is_uri(storage):
+        return
+    path = Path(storage)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--storage: cannot write to {storage}: {exc.strerror or exc}") from None
+
+
+def trial_count(spec: StudySpec) -> int:
+    if spec.search.kind == "optuna":
+        return spec.search.num_samples * len(spec.seeds)
+    return len(expand(spec))
+
+
+def dry_run(spec: StudySpec) -> str:
+    """The trial list and the cost estimate, as printed by --dry-run."""
+    n = trial_count(spec)
+    epochs = spec.base.train.epochs
+    lines = [f"study {spec.name}: {n} trials, {spec.search.kind} search, scheduler {spec.scheduler.kind}"]
+    if spec.search.kind == "optuna":
+        lines.append(f"  TPE proposes {spec.search.num_samples} configurations (seed {spec.search.seed}), "
+                     f"each run with seeds {spec.seeds}")  # fmt: skip
+        for key, dim in spec.space.items():
+            lines.append(f"  {key}: {dim.kind} {dim.values}")
+    else:
+        for i, params in enumerate(expand(spec)):
+            lines.append(f"  {i:4d}  {describe(params)}")
+    per_trial = spec.resources
+    lines.append(
+        f"cost: at most {n * epochs} trial-epochs ({epochs} epochs each, {spec.base.data.name}, "
+        f"{spec.base.model.backbone}); each trial takes {per_trial.cpu:g} CPU and {per_trial.gpu:g} GPU"
+        + (f", {spec.max_concurrent} at a time" if spec.max_concurrent else "")
+    )
+    stop = spec.scheduler.collapse_stop
+    if spec.scheduler.kind == "asha" or stop:
+        lines.append("  early stopping (ASHA or the collapse stop) makes the real cost lower")
+    return "\n".join(lines)
+
+
+def spec_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    a = json.dumps(old, indent=1, sort_keys=True).splitlines()
+    b = json.dumps(new, indent=1, sort_keys=True).splitlines()
+    changed = [line for line in difflib.unified_diff(a, b, "stored", "given", n=0, lineterm="") if line[:1] in "+-"]
+    return "; ".join(line.strip() for line in changed[2:12])
+
+
+def prepare_storage(spec: StudySpec, storage: str, restart: bool) -> tuple[str, bool]:
+    """The experiment path, and whether a study is there to resume. Refuses a changed spec."""
+    check_storage(storage)
+    path = experiment_path(storage, spec.name)
+    if is_uri(storage):
+        return path, not restart and _can_restore(path)
+    local = Path(path)
+    if restart and local.exists():
+        shutil.rmtree(local)
+    stored = local / SPEC_FILE
+    given = spec.model_dump(mode="json")
+    if stored.is_file():
+        old = json.loads(stored.read_text())
+        if old != given:
+            raise ConfigError(
+                f"study {spec.name} already exists in {storage} with a different spec ({spec_difference(old, given)}); "
+                "rerun with --restart to start it over, or --name to start another"
+            )
+    write_json(stored, given)
+    return path, _can_restore(path)
+
+
+def _can_restore(path: str) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(path)
+
+
+def build_tuner(spec: StudySpec, storage: str, resume: bool):
+    """The Tuner of a spec: a new one, or one restored from `storage` to resume."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from study.optuna_search import SeededOptunaSearch
+    from study.progress import Progress
+    from study.trainable import run_tune_trial
+
+    spec_json = spec.model_dump(mode="json")
+    trainable = tune.with_resources(
+        tune.with_parameters(run_tune_trial, spec_json=spec_json), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    )
+    param_space = {} if spec.search.kind == "optuna" else {"params": tune.grid_search(expand(spec))}
+    path = experiment_path(storage, spec.name)
+    if resume:
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False, param_space=param_space)
+    if spec.scheduler.kind == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="epoch", metric="knn_acc", mode="max", max_t=spec.base.train.epochs,
+            grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor,
+        )  # fmt: skip
+    else:
+        scheduler = FIFOScheduler()
+    search_alg = SeededOptunaSearch(spec) if spec.search.kind == "optuna" else None
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg,
+        scheduler=scheduler,
+        num_samples=trial_count(spec) if spec.search.kind == "optuna" else 1,
+        max_concurrent_trials=spec.max_concurrent,
+        trial_dirname_creator=lambda trial: trial.trial_id,
+    )
+    run_config = tune.RunConfig(
+        name=spec.name,
+        storage_path=storage if is_uri(storage) else str(Path(storage).resolve()),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        failure_config=tune.FailureConfig(max_failures=2),
+        callbacks=[Progress(spec)],
+        verbose=0,
+    )
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
+    ray.init(address=address, **kwargs)
+
+
+def run_study(spec: StudySpec, storage: str, address: str | None, restart: bool) -> dict[str, int]:
+    """Run or resume a study to the end (or to Ctrl-C); returns trial counts by outcome."""
+    os.environ.update({k: v for k, v in RAY_ENV.items() if k not in os.environ})
+    path, resume = prepare_storage(spec, storage, restart)
+    init_ray(address)
+    print(f"{'resuming' if resume else 'starting'} study {spec.name}: {trial_count(spec)} trials in {path}", flush=True)
+    start = time.perf_counter()
+    results = build_tuner(spec, storage, resume).fit()
+    counts = outcome_counts(results._experiment_analysis.trials, trial_count(spec))
+    counts["seconds"] = round(time.perf_counter() - start)
+    return counts
+
+
+def outcome(trial: Any) -> str:
+    """completed, stopped (collapse stop or ASHA), diverged, errored, or unfinished."""
+    last = trial.last_result or {}
+    if trial.status == "ERROR":
+        return "errored"
+    if trial.status != "TERMINATED":
+        return "unfinished"
+    if last.get("status") in ("completed", "stopped", "diverged"):
+        return last["status"]
+    return "stopped" if last.get("done") is False else "unfinished"
+
+
+def outcome_counts(trials: list[Any], expected: int) -> dict[str, int]:
+    """How many trials ended each way; trials the searcher has not proposed yet are unfinished."""
+    counts = dict.fromkeys(("completed", "stopped", "diverged", "errored", "unfinished"), 0)
+    for trial in trials:
+        counts[outcome(trial)] += 1
+    counts["unfinished"] += max(0, expected - len(trials))
+    return counts

@@ -161,6 +161,16 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
 
 
+def prepare_data(spec: StudySpec) -> None:
+    """Load the base data set once in the driver, so a download or a first decode happens once
+    (into its root or the decode cache), not in every trial at the same time, and a missing data
+    set is refused before any trial starts."""
+    from study.data import load_data
+
+    if not any(key == "data" or key.startswith("data.") for key in spec.space):
+        load_data(spec.base.data)
+
+
 def init_ray(address: str | None) -> None:
     import ray
 
@@ -174,6 +184,7 @@ def run_study(spec: StudySpec, storage: str, address: str | None, restart: bool)
     """Run or resume a study to the end (or to Ctrl-C); returns trial counts by outcome."""
     os.environ.update({k: v for k, v in RAY_ENV.items() if k not in os.environ})
     path, resume = prepare_storage(spec, storage, restart)
+    prepare_data(spec)
     init_ray(address)
     print(f"{'resuming' if resume else 'starting'} study {spec.name}: {trial_count(spec)} trials in {path}", flush=True)
     start = time.perf_counter()

@@ -114,6 +114,9 @@ class StudySpec(StrictModel):
 
     @model_validator(mode="after")
     def _space_fits_the_trial_schema(self) -> StudySpec:
+        if self.scheduler.kind == "asha" and self.base.eval.knn_every != 1:
+            raise ValueError("scheduler.kind: asha ranks trials by their kNN accuracy every epoch: "
+                             "set base.eval.knn_every: 1")  # fmt: skip
         base = self.base.model_dump(mode="json")
         for key, dim in self.space.items():
             if key == "train.seed":

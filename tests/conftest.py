@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -27,15 +28,23 @@ def shared_cifar() -> Path:
     return SHARED_CIFAR
 
 
-def tiny_config(**sections: dict) -> TrialConfig:
-    """A digits trial small enough to train in a couple of seconds."""
-    tree: dict = {
-        "model": {"width": 8, "depth": 2, "proj_hidden": 32, "proj_dim": 16, "pred_hidden": 32},
-        "augment": {"crop_scale": [0.4, 1.0], "flip_p": 0.0},
-        "optim": {"lr": 1e-3},
-        "train": {"epochs": 2, "batch_size": 128, "num_threads": 1},
-        "eval": {"knn_k": 10, "metric_samples": 128, "linear_max_iter": 50},
-    }
+# A digits trial small enough to train in a couple of seconds.
+TINY_TREE: dict = {
+    "model": {"width": 8, "depth": 2, "proj_hidden": 32, "proj_dim": 16, "pred_hidden": 32},
+    "augment": {"crop_scale": [0.4, 1.0], "flip_p": 0.0},
+    "optim": {"lr": 1e-3},
+    "train": {"epochs": 2, "batch_size": 128, "num_threads": 1},
+    "eval": {"knn_k": 10, "metric_samples": 128, "linear_max_iter": 50},
+}
+
+
+def tiny_tree(**sections: dict) -> dict:
+    """TINY_TREE with some fields of its sections replaced."""
+    tree = copy.deepcopy(TINY_TREE)
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)
-    return TrialConfig.model_validate(tree)
+    return tree
+
+
+def tiny_config(**sections: dict) -> TrialConfig:
+    return TrialConfig.model_validate(tiny_tree(**sections))

@@ -1,28 +1,21 @@
 """Studies under a real local Ray instance on the CPU: each search kind end to end."""
 
 import json
+import os
 
 import pytest
 
 from study.config import ConfigError
 from study.spec import StudySpec
+from tests.conftest import tiny_tree
 
 ray = pytest.importorskip("ray")
-
-TINY_BASE = {
-    "model": {"width": 8, "depth": 2, "proj_hidden": 32, "proj_dim": 16, "pred_hidden": 32},
-    "augment": {"crop_scale": [0.4, 1.0], "flip_p": 0.0},
-    "optim": {"lr": 1e-3},
-    "train": {"epochs": 2, "batch_size": 128, "num_threads": 1},
-    "eval": {"knn_k": 10, "metric_samples": 64, "linear_max_iter": 30, "random_init_baseline": False},
-}
+TINY_BASE = tiny_tree(train={"epochs": 2}, eval={"metric_samples": 64, "linear_max_iter": 30, "random_init_baseline": False})
 
 
 @pytest.fixture(scope="module")
 def local_ray():
     from study.runner import RAY_ENV
-
-    import os
 
     os.environ.update(RAY_ENV)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
@@ -95,7 +88,7 @@ def test_random_study_with_collapse_stop(tmp_path, local_ray):
 def test_optuna_study_with_asha(tmp_path, local_ray):
     from study.runner import run_study
 
-    base = {**TINY_BASE, "train": {**TINY_BASE["train"], "epochs": 3}, "eval": {**TINY_BASE["eval"], "knn_every": 1}}
+    base = tiny_tree(train={"epochs": 3}, eval={"metric_samples": 64, "linear_max_iter": 30, "knn_every": 1})
     spec = StudySpec.model_validate({
         "name": "optuna", "base": base,
         "space": {"method.beta": {"grid": [-1.0, 1.0]}, "optim.lr": {"loguniform": [1e-4, 1e-2]}},

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from study.config import ConfigError
@@ -63,6 +67,7 @@ def test_overrides_and_name(tmp_path):
         (("seeds: [0, 1]", "seeds: [0]\nsearch: {kind: bayes}"), "search.kind"),
         (("seeds: [0, 1]", "seeds: [0]\nsearch: {kind: random, num_samples: 0}"), "search.num_samples"),
         (("seeds: [0, 1]", "seeds: [0]\nscheduler: {kind: hyperband}"), "scheduler.kind"),
+        (("seeds: [0, 1]", "seeds: [0]\nscheduler: {kind: asha}"), "set base.eval.knn_every: 1"),
         (("seeds: [0, 1]", "seeds: [0]\nresources: {cpu: 0}"), "resources.cpu"),
         (("seeds: [0, 1]", "seeds: [0]\nmode: up"), "mode"),
         (("seeds: [0, 1]", "seeds: [0]\nmax_concurrent: 0"), "max_concurrent"),
@@ -89,3 +94,15 @@ def test_bad_specs_name_the_field(tmp_path, change, culprit):
 def test_yaml_error_has_its_line(tmp_path):
     with pytest.raises(ConfigError, match="YAML syntax error at line 3: mapping values are not allowed here"):
         load_spec(_spec_file(tmp_path, "name: x\nbase: 1\n  seeds: 2\n"))
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("search_spaces/*.yaml")), ids=lambda p: p.name)
+def test_shipped_search_spaces_dry_run(path):
+    """Every shipped space validates, and --dry-run lists its trials and cost without running."""
+    proc = subprocess.run([sys.executable, "-m", "study.run", str(path), "--dry-run"], capture_output=True, text=True,
+                          cwd=path.parents[1], timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    spec = load_spec(path)
+    assert proc.stdout.startswith(f"study {spec.name}: ") and "cost: at most" in proc.stdout
+    header = path.read_text().splitlines()[0]
+    assert header.startswith("# ")

@@ -1,0 +1,112 @@
+"""Interrupting `python -m study.run` and running the same command again finishes the study:
+every trial exactly once, no finished trial rerun, interrupted trials resumed from a checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import tiny_tree
+
+pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[1]
+TINY = tiny_tree(train={"epochs": 8}, eval={"metric_samples": 64, "linear_max_iter": 30, "random_init_baseline": False})
+
+
+def _results(study: Path) -> dict[str, list[dict]]:
+    """Every trial's reported results, from Tune's per-trial result.json files."""
+    out = {}
+    for path in study.glob("*/result.json"):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out[path.parent.name] = lines
+    return out
+
+
+def _start(spec: Path, storage: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "study.run", str(spec), "--storage", str(storage)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+
+
+def _wait_for_one_done_one_mid(study: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        res = _results(study)
+        done = [t for t, r in res.items() if r and r[-1].get("done")]
+        mid = [t for t, r in res.items()
+               if r and not r[-1].get("done") and r[-1].get("epoch", 0) >= 2 and any((study / t).glob("checkpoint_*"))]
+        if done and mid:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no moment with one trial finished and one mid-training")
+
+
+def _spec(tmp_path: Path, **fields) -> Path:
+    spec = {"name": "cut", "base": TINY, "space": {"method.beta": {"grid": [-1.0, 0.0, 1.0]}}, "seeds": [0, 1],
+            "max_concurrent": 2, **fields}  # fmt: skip
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _interrupt_and_finish(tmp_path: Path, spec: Path, sig: int, expected_trials: int) -> dict[str, list[dict]]:
+    storage = tmp_path / "studies"
+    study = storage / "cut"
+    proc = _start(spec, storage)
+    _wait_for_one_done_one_mid(study, proc)
+    before = _results(study)
+    finished = {t: r for t, r in before.items() if r[-1].get("done")}
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray: as if the machine died
+    else:
+        proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "resume with: python -m study.run" in out, out
+    rerun = _start(spec, storage)
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out
+    after = _results(study)
+    assert len(after) == expected_trials, sorted(after)
+    for trial, results in after.items():
+        finals = [r for r in results if r.get("done")]
+        assert len(finals) <= 1, f"{trial} finished twice"
+        epochs = [r["epoch"] for r in results if not r.get("done")]
+        assert epochs == sorted(set(epochs)), f"{trial} trained an epoch twice: {epochs}"
+    for trial, results in finished.items():
+        assert after[trial] == results, f"finished trial {trial} was rerun"
+    resumed = [t for t, r in before.items() if not r[-1].get("done") and after[t][-1].get("done")]
+    assert resumed, "no interrupted trial was resumed"
+    return after
+
+
+@pytest.mark.slow
+def test_sigint_then_rerun_completes(tmp_path):
+    after = _interrupt_and_finish(tmp_path, _spec(tmp_path), signal.SIGINT, 6)
+    assert all(r[-1]["status"] == "completed" and r[-1]["epochs_done"] == 8 for r in after.values())
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_completes(tmp_path):
+    after = _interrupt_and_finish(tmp_path, _spec(tmp_path), signal.SIGKILL, 6)
+    assert all(r[-1]["status"] == "completed" for r in after.values())
+
+
+@pytest.mark.slow
+def test_sigkill_optuna_asha_then_rerun_completes(tmp_path):
+    base = tiny_tree(train={"epochs": 8}, eval={"metric_samples": 64, "linear_max_iter": 30,
+                                                "random_init_baseline": False, "knn_every": 1})
+    spec = _spec(tmp_path, base=base, space={"method.beta": {"uniform": [-1.0, 1.0]}},
+                 search={"kind": "optuna", "num_samples": 6, "seed": 0},
+                 scheduler={"kind": "asha", "grace_period": 2, "reduction_factor": 2}, seeds=[0])  # fmt: skip
+    after = _interrupt_and_finish(tmp_path, spec, signal.SIGKILL, 6)
+    ended = [r[-1] for r in after.values()]
+    assert all(r.get("status") == "completed" or r.get("done") is False for r in ended)

@@ -24,9 +24,11 @@ from study.spec import StudySpec, describe, expand
 SPEC_FILE = "raft_study.json"
 
 # Set before Ray is imported: no auth token file, trials keep the driver's working directory,
+# Tune's own progress table off (study.progress prints ours),
 # and Tune snapshots the experiment at least every second, so that after a SIGKILL of the driver
 # no trial that started or finished before the last second is lost or run twice.
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_GLOBAL_CHECKPOINT_S": "1",
+           "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}  # fmt: skip
 
 

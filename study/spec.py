@@ -151,12 +151,15 @@ def load_spec(path: str | Path, overrides: list[str] = (), name: str | None = No
 
 
 def trial_config(spec: StudySpec, params: dict[str, Any]) -> TrialConfig:
-    """The base config with one trial's parameters (dotted keys) set."""
+    """The base config with one trial's parameters (dotted keys) set, plus what the study decides
+    for every trial: the collapse stop, and CPU threads matching the trial's resources."""
     tree = spec.base.model_dump(mode="json")
     for key, value in params.items():
         set_path(tree, key, value)
     if spec.scheduler.collapse_stop is not None:
         set_path(tree, "train.collapse_stop", spec.scheduler.collapse_stop.model_dump())
+    if tree["train"]["num_threads"] is None:  # one thread per CPU the trial was given, no oversubscription
+        set_path(tree, "train.num_threads", max(1, int(spec.resources.cpu)))
     return TrialConfig.model_validate(tree)
 
 

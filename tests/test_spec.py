@@ -106,3 +106,22 @@ def test_shipped_search_spaces_dry_run(path):
     assert proc.stdout.startswith(f"study {spec.name}: ") and "cost: at most" in proc.stdout
     header = path.read_text().splitlines()[0]
     assert header.startswith("# ")
+
+
+@pytest.mark.parametrize(
+    "args,culprit",
+    [
+        (["--set", "base.teacher.tau=1.5"], "base.teacher.tau"),
+        (["--set", "search.kind=annealing"], "search.kind"),
+        (["--name", "../escape"], "name"),
+        (["--storage", "/proc/no-such-dir/studies"], "--storage: cannot write to /proc/no-such-dir/studies"),
+    ],
+)
+def test_run_cli_refuses_bad_input_with_one_line_and_exit_2(tmp_path, args, culprit):
+    root = Path(__file__).resolve().parents[1]
+    storage = [] if "--storage" in args else ["--storage", str(tmp_path / "studies")]
+    proc = subprocess.run([sys.executable, "-m", "study.run", "search_spaces/quickstart.yaml", *args, *storage],
+                          capture_output=True, text=True, cwd=root, timeout=120)  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and culprit in lines[0], proc.stderr
+    assert not (tmp_path / "studies").exists() or not any((tmp_path / "studies").iterdir())

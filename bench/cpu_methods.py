@@ -50,7 +50,7 @@ def run_one(label: str, tree: dict) -> tuple[str, dict, float]:
     cfg = TrialConfig.model_validate(tree)
     start = time.perf_counter()
     result = run_trial(cfg, lambda m, _: print(f"  {label}: epoch {m['epoch']} loss {m['loss']:.4f}", flush=True)
-                       if not m.get("done") else None)  # fmt: skip
+                       if not m.get("final") else None)  # fmt: skip
     return label, result.metrics, time.perf_counter() - start
 
 

@@ -185,15 +185,19 @@ def first_error(err: ValidationError, source: str) -> str:
 
 
 def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set `a.b.c` in a nested dict, creating sections as needed (for --set overrides)."""
-    *parents, leaf = dotted.split(".")
+    """Set `a.b.c` in a nested dict, creating sections as needed (for --set overrides). A key that
+    itself holds dots, as a spec's `space` entries do (`teacher.tau`), is matched whole when present:
+    `space.teacher.tau.grid` sets `tree["space"]["teacher.tau"]["grid"]`."""
+    parts = dotted.split(".")
     node = tree
-    for key in parents:
+    while len(parts) > 1:
+        width = next((w for w in range(len(parts) - 1, 1, -1) if ".".join(parts[:w]) in node), 1)
+        key, parts = ".".join(parts[:width]), parts[width:]
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
             raise ConfigError(f"--set {dotted}: {key} is not a section")
         node = child
-    node[leaf] = value
+    node[parts[0]] = value
 
 
 def parse_override(text: str) -> tuple[str, Any]:

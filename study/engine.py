@@ -159,6 +159,7 @@ class Trial:
         self.history: list[dict[str, Any]] = []
         self.baseline: dict[str, float] = {}
         self.stop_reason = ""
+        self.final: dict[str, Any] = {}
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -169,6 +170,7 @@ class Trial:
             "history": self.history,
             "baseline": self.baseline,
             "stop_reason": self.stop_reason,
+            "final": self.final,
             "online": self.online.state_dict(),
             "teacher": self.teacher.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -184,6 +186,7 @@ class Trial:
         self.gen.set_state(state["generator"].cpu())  # map_location may have moved it
         self.epoch, self.step = state["epoch"], state["step"]
         self.history, self.baseline, self.stop_reason = state["history"], state["baseline"], state["stop_reason"]
+        self.final = state["final"]
 
     def save(self, path: Path) -> None:
         with atomic_write(path) as f:
@@ -272,7 +275,7 @@ def run_trial(
     """Pretrain and evaluate one trial, resuming from `checkpoint_dir` when it holds a state.
 
     `report(metrics, state_path)` is called after every epoch and once at the end (with
-    `done: True`); `state_path` is the state just saved, or None.
+    `final: True`; not `done`, which Ray Tune reserves); `state_path` is the state just saved, or None.
     """
     report = report or (lambda metrics, path: None)
     trial = Trial(cfg, data)
@@ -283,10 +286,14 @@ def run_trial(
         accs, _ = probe(trial.online, trial.data, cfg)
         trial.baseline = {f"random_init_{k}": v for k, v in accs.items()}
 
+    if trial.final:  # resumed after its end (e.g. the driver died before recording it): report it again
+        report(trial.final, state_path)
+        return TrialResult(trial.final["status"], trial.final, trial.history, trial.final["message"])
+
     while trial.epoch < cfg.train.epochs and not trial.stop_reason:
         metrics, failure = trial.train_epoch()
         if failure is not None:
-            final = {"status": "diverged", "message": failure, "done": True, "epochs_done": trial.epoch}
+            final = {"status": "diverged", "message": failure, "final": True, "epochs_done": trial.epoch}
             report({**trial.baseline, **final}, None)
             return TrialResult("diverged", {**trial.baseline, **final}, trial.history, failure)
         if cfg.eval.knn_every and trial.epoch % cfg.eval.knn_every == 0 and trial.epoch < cfg.train.epochs:
@@ -298,10 +305,13 @@ def run_trial(
         if state_path is not None and due:
             trial.save(state_path)
             saved = state_path
-        report({**metrics, "done": False}, saved)
+        report({**metrics, "final": False}, saved)
 
     final = {**trial.history[-1], **trial.baseline, **evaluate(trial.online, trial.data, cfg)}
     status = "stopped" if trial.stop_reason else "completed"
-    final.update(status=status, message=trial.stop_reason, done=True, epochs_done=trial.epoch)
-    report(final, state_path if state_path is not None and state_path.is_file() else None)
+    final.update(status=status, message=trial.stop_reason, final=True, epochs_done=trial.epoch)
+    trial.final = final
+    if state_path is not None:
+        trial.save(state_path)
+    report(final, state_path)
     return TrialResult(status, final, trial.history, trial.stop_reason)

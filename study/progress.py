@@ -43,7 +43,7 @@ class Progress(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         r = trial.last_result or {}
-        if r.get("done") is False:
+        if r.get("final") is False:
             ending = f"stopped by ASHA at epoch {r.get('epoch')}"
         elif r.get("status") == "diverged":
             ending = f"diverged: {r.get('message')}"

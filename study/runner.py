@@ -25,9 +25,9 @@ SPEC_FILE = "raft_study.json"
 
 # Set before Ray is imported: no auth token file, trials keep the driver's working directory,
 # Tune's own progress table off (study.progress prints ours),
-# and Tune snapshots the experiment at least every second, so that after a SIGKILL of the driver
-# no trial that started or finished before the last second is lost or run twice.
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_GLOBAL_CHECKPOINT_S": "1",
+# and Tune snapshots the experiment at every step of its loop (the default waits >= 10 s), so that
+# after a SIGKILL of the driver no trial that started or finished before it is lost or run twice.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_GLOBAL_CHECKPOINT_S": "0",
            "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}  # fmt: skip
 
@@ -138,8 +138,10 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
     if resume:
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False, param_space=param_space)
     if spec.scheduler.kind == "asha":
+        # max_t past the last epoch: ASHA must not stop a trial at its last epoch report, before
+        # the final (evaluated) one, which carries the same epoch number.
         scheduler = ASHAScheduler(
-            time_attr="epoch", metric="knn_acc", mode="max", max_t=spec.base.train.epochs,
+            time_attr="epoch", metric="knn_acc", mode="max", max_t=spec.base.train.epochs + 1,
             grace_period=spec.scheduler.grace_period, reduction_factor=spec.scheduler.reduction_factor,
         )  # fmt: skip
     else:
@@ -205,7 +207,7 @@ def outcome(trial: Any) -> str:
         return "unfinished"
     if last.get("status") in ("completed", "stopped", "diverged"):
         return last["status"]
-    return "stopped" if last.get("done") is False else "unfinished"
+    return "stopped" if last.get("final") is False else "unfinished"
 
 
 def outcome_counts(trials: list[Any], expected: int) -> dict[str, int]:

@@ -29,7 +29,7 @@ def _fmt(v: Any) -> str:
 
 
 def print_progress(metrics: dict[str, Any], epochs: int) -> None:
-    if metrics.get("done"):
+    if metrics.get("final"):
         return
     fields = " ".join(f"{k}={_fmt(metrics[k])}" for k in _EPOCH_KEYS if k in metrics)
     print(f"epoch {metrics['epoch']}/{epochs} {fields}", flush=True)

@@ -4,9 +4,11 @@
 module keeps a Ray instance open while it runs."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,7 @@ def test_study_on_a_running_ray_cluster(tmp_path):
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(root)}
-    temp = tmp_path / "ray"
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
                     "--include-dashboard=false", f"--temp-dir={temp}"], check=True, env=env, capture_output=True,
                    timeout=120)  # fmt: skip
@@ -46,3 +48,4 @@ def test_study_on_a_running_ray_cluster(tmp_path):
         assert len(list((tmp_path / "studies" / "cluster").glob("*/result.json"))) == 2
     finally:
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -33,11 +33,11 @@ def test_pretraining_lowers_the_loss_and_reports_every_metric():
     assert len(losses) == 6 and losses[-1] < losses[0] - 0.05
     assert all(EPOCH_KEYS <= set(h) for h in result.history)
     assert "knn_acc" in result.history[2] and "knn_acc" not in result.history[1]
-    assert FINAL_KEYS <= set(result.metrics) and result.metrics["done"] is True
+    assert FINAL_KEYS <= set(result.metrics) and result.metrics["final"] is True
     # digits is easy: the trained backbone's linear probe is far above chance (10 %)
     assert result.metrics["linear_acc"] > 0.5 and 0 < result.metrics["knn_acc"] <= 1
     assert all(math.isfinite(result.metrics[k]) for k in FINAL_KEYS - {"collapsed", "status"})
-    assert [m["done"] for m, _ in reports] == [False] * 6 + [True]
+    assert [m["final"] for m, _ in reports] == [False] * 6 + [True]
     assert all(path is None for _, path in reports)
 
 
@@ -70,7 +70,7 @@ def test_resumed_trial_ends_with_the_same_metrics(tmp_path):
     whole = run_trial(cfg, checkpoint_dir=tmp_path / "whole")
 
     def stop_after_two(metrics, path):
-        if metrics.get("epoch") == 2 and not metrics["done"]:
+        if metrics.get("epoch") == 2 and not metrics["final"]:
             assert path is not None and path.name == STATE_FILE
             raise _Stop
 

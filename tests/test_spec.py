@@ -53,8 +53,10 @@ def test_log1m_spreads_decays_evenly_in_log_of_one_minus_tau():
 
 
 def test_overrides_and_name(tmp_path):
-    spec = load_spec(_spec_file(tmp_path, BASE), ["base.train.epochs=1", "seeds=[3]"], name="other")
+    spec = load_spec(_spec_file(tmp_path, BASE), ["base.train.epochs=1", "seeds=[3]", "space.teacher.tau.grid=[0.5]"],
+                     name="other")  # fmt: skip
     assert spec.name == "other" and spec.base.train.epochs == 1 and spec.seeds == [3]
+    assert spec.space["teacher.tau"].grid == [0.5]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ The cache folder is $RAFT_STUDY_CACHE, else ~/.cache/raft-study.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tarfile
@@ -213,8 +214,10 @@ def subset(data: ImageData, n_train: int | None, n_test: int | None, seed: int) 
     return replace(data, train_x=tx, train_y=ty, test_x=vx, test_y=vy, mean=mean, std=std)
 
 
+@functools.lru_cache(maxsize=1)
 def load_data(cfg: DataConfig) -> ImageData:
-    """The configured data set on the CPU, subset as asked."""
+    """The configured data set on the CPU, subset as asked. The last one stays cached, so a Ray
+    worker that runs trial after trial of a study loads it once (nothing writes into it)."""
     if cfg.name == "digits":
         data = load_digits_data()
     elif cfg.name in ("cifar10", "cifar100"):

@@ -153,6 +153,7 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
         num_samples=trial_count(spec) if spec.search.kind == "optuna" else 1,
         max_concurrent_trials=spec.max_concurrent,
         trial_dirname_creator=lambda trial: trial.trial_id,
+        reuse_actors=True,  # a worker process (torch imported, data cached) runs trial after trial
     )
     run_config = tune.RunConfig(
         name=spec.name,

@@ -104,18 +104,26 @@ def embed(
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+def plain_embeddings(online: OnlineNet, data: ImageData) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Embeddings of the unaugmented train and test splits."""
+    to_input = lambda x: plain(x, data.mean, data.std)  # noqa: E731
+    return embed(online, data.train_x, to_input), embed(online, data.test_x, to_input)
+
+
+def knn_of(train_f: Tensor, test_f: Tensor, data: ImageData, cfg: TrialConfig) -> float:
+    e = cfg.eval
+    return knn_accuracy(train_f, data.train_y, test_f, data.test_y, len(data.classes), e.knn_k, e.knn_temperature)
+
+
 def probe(online: OnlineNet, data: ImageData, cfg: TrialConfig) -> tuple[dict[str, float], dict[str, Tensor]]:
     """Linear and kNN accuracy of the frozen backbone on unaugmented images, plus the test embeddings."""
-    to_input = lambda x: plain(x, data.mean, data.std)  # noqa: E731
-    train, test = embed(online, data.train_x, to_input), embed(online, data.test_x, to_input)
-    n_cls = len(data.classes)
+    train, test = plain_embeddings(online, data)
+    e = cfg.eval
     accs = {
         "linear_acc": linear_probe(
-            train["feat"], data.train_y, test["feat"], data.test_y, n_cls, cfg.eval.linear_l2, cfg.eval.linear_max_iter
+            train["feat"], data.train_y, test["feat"], data.test_y, len(data.classes), e.linear_l2, e.linear_max_iter
         ),
-        "knn_acc": knn_accuracy(
-            train["feat"], data.train_y, test["feat"], data.test_y, n_cls, cfg.eval.knn_k, cfg.eval.knn_temperature
-        ),
+        "knn_acc": knn_of(train["feat"], test["feat"], data, cfg),
     }
     return accs, test
 
@@ -259,11 +267,8 @@ class Trial:
         return f"collapse stop at epoch {self.epoch}: min(z_std, p_std) = {low:.3g} < {rule.threshold}"
 
     def knn_check(self) -> float:
-        to_input = lambda x: plain(x, self.data.mean, self.data.std)  # noqa: E731
-        train = embed(self.online, self.data.train_x, to_input)["feat"]
-        test = embed(self.online, self.data.test_x, to_input)["feat"]
-        n_cls, e = len(self.data.classes), self.cfg.eval
-        return knn_accuracy(train, self.data.train_y, test, self.data.test_y, n_cls, e.knn_k, e.knn_temperature)
+        train, test = plain_embeddings(self.online, self.data)
+        return knn_of(train["feat"], test["feat"], self.data, self.cfg)
 
 
 def run_trial(
@@ -293,9 +298,9 @@ def run_trial(
     while trial.epoch < cfg.train.epochs and not trial.stop_reason:
         metrics, failure = trial.train_epoch()
         if failure is not None:
-            final = {"status": "diverged", "message": failure, "final": True, "epochs_done": trial.epoch}
-            report({**trial.baseline, **final}, None)
-            return TrialResult("diverged", {**trial.baseline, **final}, trial.history, failure)
+            trial.final = {**trial.baseline, "status": "diverged", "message": failure, "final": True,
+                           "epochs_done": trial.epoch}  # fmt: skip
+            break
         if cfg.eval.knn_every and trial.epoch % cfg.eval.knn_every == 0 and trial.epoch < cfg.train.epochs:
             metrics["knn_acc"] = trial.knn_check()
         trial.history.append(metrics)
@@ -307,11 +312,11 @@ def run_trial(
             saved = state_path
         report({**metrics, "final": False}, saved)
 
-    final = {**trial.history[-1], **trial.baseline, **evaluate(trial.online, trial.data, cfg)}
-    status = "stopped" if trial.stop_reason else "completed"
-    final.update(status=status, message=trial.stop_reason, final=True, epochs_done=trial.epoch)
-    trial.final = final
-    if state_path is not None:
+    if not trial.final:
+        trial.final = {**trial.history[-1], **trial.baseline, **evaluate(trial.online, trial.data, cfg)}
+        trial.final.update(status="stopped" if trial.stop_reason else "completed", message=trial.stop_reason,
+                           final=True, epochs_done=trial.epoch)  # fmt: skip
+    if state_path is not None:  # the end is saved too, so a resumed trial reports it and stops
         trial.save(state_path)
-    report(final, state_path)
-    return TrialResult(status, final, trial.history, trial.stop_reason)
+    report(trial.final, state_path)
+    return TrialResult(trial.final["status"], trial.final, trial.history, trial.final["message"])

@@ -92,12 +92,15 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_nan_loss_ends_as_diverged_not_a_crash():
+def test_nan_loss_ends_as_diverged_not_a_crash(tmp_path):
     cfg = tiny_config(optim={"name": "sgd", "lr": 1e30}, train={"epochs": 3})
-    result = run_trial(cfg)
+    result = run_trial(cfg, checkpoint_dir=tmp_path)
     assert result.status == "diverged" and "loss is" in result.message
     assert result.metrics["status"] == "diverged" and result.metrics["epochs_done"] < 3
     assert "random_init_linear_acc" in result.metrics
+    reports = []
+    again = run_trial(cfg, lambda m, _: reports.append(m), checkpoint_dir=tmp_path)  # resumed: it stays ended
+    assert again.metrics == result.metrics and reports == [result.metrics]
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m study.run " + shlex.join([a for a in argv if a != "--restart"])
     ended = ", ".join(f"{v} {k}" for k, v in counts.items() if k != "seconds" and v)
     print(f"study {spec.name}: {ended} in {counts['seconds']} s; results in {args.storage}/{spec.name}")
+    print(f"report: python -m study.report {shlex.quote(spec.name)} --storage {shlex.quote(args.storage)}")
     if counts["unfinished"]:
         print(f"interrupted: {counts['unfinished']} trials unfinished; resume with: {command}")
         return 130

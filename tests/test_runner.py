@@ -3,6 +3,7 @@
 import json
 import os
 
+import pandas as pd
 import pytest
 
 from study.config import ConfigError
@@ -47,6 +48,21 @@ def test_grid_study_runs_every_trial_once(tmp_path, local_ray):
     assert len(finals) == 4 and all(m["status"] == "completed" and m["epochs_done"] == 2 for m in finals)
     stored = json.loads((tmp_path / "grid" / "raft_study.json").read_text())
     assert stored["space"]["method.beta"]["grid"] == [0.0, 1.0]
+    # the report agrees with the study's own results
+    from study.report import write_report
+
+    out = write_report(str(tmp_path / "grid"), tmp_path / "reports")
+    trials = pd.read_csv(out / "trials.csv")
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(trials["trial_id"]) == sorted(m["trial_id"] for m in finals) and len(summary) == 2
+    by_id = {m["trial_id"]: m for m in finals}
+    assert all(row.linear_acc == pytest.approx(by_id[row.trial_id]["linear_acc"]) for row in trials.itertuples())
+    first = summary[summary["beta"] == 0.0].iloc[0]
+    accs = [m["linear_acc"] for m in finals if m["config"]["params"]["method.beta"] == 0.0]
+    assert first["seeds"] == 2 and first["linear_acc_mean"] == pytest.approx(sum(accs) / 2)
+    text = (out / "report.md").read_text()
+    assert text.startswith("# Study `grid`\n\n4 of 4 trials reached a final evaluation.") and "**Best:**" in text
+    assert "Nothing: every trial completed." in text
     # the same command again: nothing left to run, nothing rerun
     again = run_study(spec, str(tmp_path), None, restart=False)
     assert again["completed"] == 4

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,6 +22,16 @@ CONFIG_COLUMNS = ("method", "tau", "alpha", "beta", "predictor", "pred_lr_mult",
 
 def load_spec_of(path: str) -> StudySpec:
     return StudySpec.model_validate(json.loads((Path(path) / "raft_study.json").read_text()))
+
+
+def error_line(trial: Any) -> str:
+    """The last line of an errored trial's traceback (the exception), and where the rest is."""
+    where = trial.error_file or trial.local_path
+    try:
+        lines = [line for line in Path(trial.error_file).read_text().splitlines() if line.strip()]
+        return f"{lines[-1].strip()} (see {where})"
+    except (OSError, TypeError, IndexError):
+        return f"error, see {where}"
 
 
 def trials_frame(path: str) -> pd.DataFrame:
@@ -40,7 +51,7 @@ def trials_frame(path: str) -> pd.DataFrame:
         if status == "stopped" and not reason:
             reason = f"stopped by ASHA at epoch {last.get('epoch')}"
         if status == "errored":
-            reason = f"error, see {trial.local_path}"
+            reason = error_line(trial)
         rows.append({
             "trial_id": trial.trial_id, "status": status, "method": cfg.method.name, "tau": cfg.teacher.tau,
             "alpha": cfg.method.alpha, "beta": cfg.method.beta if cfg.method.name == "raft" else float("nan"),

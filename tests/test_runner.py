@@ -118,3 +118,18 @@ def test_optuna_study_with_asha(tmp_path, local_ray):
     # the grid points come first, at the middle of the lr range
     betas = sorted(m["config"]["method.beta"] for m in finals[:2])
     assert betas == [-1.0, 1.0] and finals[0]["config"]["optim.lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.slow
+def test_an_erroring_trial_is_recorded_and_the_study_goes_on(tmp_path, local_ray):
+    from study.report import write_report
+    from study.runner import run_study
+
+    # 5000 training images do not exist in digits (1437): that trial raises inside its worker
+    spec = _spec(name="errors", space={"data.n_train": {"grid": [256, 5000]}})
+    counts = run_study(spec, str(tmp_path), None, restart=False)
+    assert counts["completed"] == 1 and counts["errored"] == 1
+    trials = pd.read_csv(write_report(str(tmp_path / "errors"), tmp_path / "reports") / "trials.csv")
+    assert sorted(trials["status"]) == ["completed", "errored"]
+    reason = trials.loc[trials["status"] == "errored", "reason"].iloc[0]
+    assert "data.n_train=5000 is larger than the train split (1437 images)" in reason and "(see " in reason

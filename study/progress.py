@@ -9,23 +9,24 @@ from typing import Any
 
 from ray import tune
 
+from study.runner import trial_count
 from study.spec import StudySpec, describe
+from study.trainable import params_of
 
 
 class Progress(tune.Callback):
     def __init__(self, spec: StudySpec, every_s: float = 15.0) -> None:
         self.metric, self.mode, self.every_s = spec.metric, spec.mode, every_s
-        self.total = spec.search.num_samples * len(spec.seeds) if spec.search.kind == "optuna" else None
+        self.total = trial_count(spec)
         self.last_print = 0.0
 
     def _params(self, trial: Any) -> str:
-        config = trial.config
-        return describe(dict(config["params"]) if "params" in config else dict(config))
+        return describe(params_of(trial.config))
 
     def _summary(self, trials: list[Any]) -> str:
         done = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
         running = sum(t.status == "RUNNING" for t in trials)
-        total = self.total or len(trials)
+        total = max(self.total, len(trials))
         finals = [t.last_result for t in done if t.last_result and self.metric in t.last_result]
         collapsed = sum(bool(r.get("collapsed")) for r in finals)
         best = ""

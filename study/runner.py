@@ -26,7 +26,8 @@ SPEC_FILE = "raft_study.json"
 # Set before Ray is imported: no auth token file, trials keep the driver's working directory,
 # Tune's own progress table off (study.progress prints ours),
 # and Tune snapshots the experiment at every step of its loop (the default waits >= 10 s), so that
-# after a SIGKILL of the driver no trial that started or finished before it is lost or run twice.
+# after a SIGKILL of the driver no trial that started or finished before it is lost or run twice;
+# study.snapshot guards that snapshot against truncation.
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_GLOBAL_CHECKPOINT_S": "0",
            "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}  # fmt: skip
@@ -127,6 +128,7 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
 
     from study.optuna_search import SeededOptunaSearch
     from study.progress import Progress
+    from study.snapshot import SnapshotGuard, repair
     from study.trainable import run_tune_trial
 
     spec_json = spec.model_dump(mode="json")
@@ -136,6 +138,9 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
     param_space = {} if spec.search.kind == "optuna" else {"params": tune.grid_search(expand(spec))}
     path = experiment_path(storage, spec.name)
     if resume:
+        if not is_uri(storage) and repair(Path(path)):
+            print("the study's last snapshot was cut short (the driver died while Ray wrote it); "
+                  "resuming from the one before", flush=True)  # fmt: skip
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False, param_space=param_space)
     if spec.scheduler.kind == "asha":
         # max_t past the last epoch: ASHA must not stop a trial at its last epoch report, before
@@ -160,7 +165,7 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
         storage_path=storage if is_uri(storage) else str(Path(storage).resolve()),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=2),
-        callbacks=[Progress(spec)],
+        callbacks=[Progress(spec), SnapshotGuard(path)],
         verbose=0,
     )
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)

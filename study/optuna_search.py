@@ -77,7 +77,7 @@ class _Config:
 class SeededOptunaSearch(Searcher):
     def __init__(self, spec: StudySpec) -> None:
         super().__init__(metric=spec.metric, mode=spec.mode)
-        self.spec_json = spec.model_dump(mode="json")
+        self.spec = spec
         direction = "maximize" if spec.mode == "max" else "minimize"
         self.study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=spec.search.seed))
         if spec.search.grid_first:
@@ -87,15 +87,11 @@ class SeededOptunaSearch(Searcher):
         self.by_trial: dict[str, int] = {}
         self.asked = 0
 
-    @property
-    def _spec(self) -> StudySpec:
-        return StudySpec.model_validate(self.spec_json)
-
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        spec = self._spec
+        spec = self.spec
         waiting = next((c for c in self.open.values() if c.seeds_left), None)
         if waiting is None:
             if self.asked >= spec.search.num_samples:
@@ -118,7 +114,7 @@ class SeededOptunaSearch(Searcher):
         value = last.get(self.metric) if last.get("status") in ("completed", "stopped") else None
         cfg.values[trial_id] = float(value) if value is not None and math.isfinite(value) else None
         cfg.errors += int(error or last.get("status") == "diverged")
-        if cfg.seeds_left or len(cfg.values) < len(self._spec.seeds):
+        if cfg.seeds_left or len(cfg.values) < len(self.spec.seeds):
             return
         finished = [v for v in cfg.values.values() if v is not None]
         if finished:

@@ -92,7 +92,8 @@ def _interrupt_and_finish(
     for trial, results in finished.items():
         assert [r for r in after[trial] if not r.get("final")] == [r for r in results if not r.get("final")], (
             f"finished trial {trial} was trained again")
-    resumed = [t for t, r in before.items() if not r[-1].get("final") and after[t][-1].get("final")]
+    # resumed: reported epochs after the rerun (ASHA may then stop it at a rung, so no final is needed)
+    resumed = [t for t, r in before.items() if not r[-1].get("final") and len(after[t]) > len(r)]
     assert resumed, "no interrupted trial was resumed"
     return after
 

@@ -271,6 +271,18 @@ class Trial:
         return knn_of(train["feat"], test["feat"], self.data, self.cfg)
 
 
+def saved_progress(path: Path) -> tuple[bool, int] | None:
+    """(finished, epochs done) of a saved state, or None when it is missing or unreadable.
+
+    Lets a resumer pick the furthest of several copies of one trial's state without building it.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # noqa: BLE001 - a partial or missing copy is simply not a candidate
+        return None
+    return bool(state["final"]), state["epoch"]
+
+
 def run_trial(
     cfg: TrialConfig,
     report: Reporter | None = None,

@@ -1,26 +1,58 @@
 """The Ray Tune adapter: one Tune trial runs one engine trial.
 
-It turns the trial's parameters into a TrialConfig, restores the engine's state from Tune's latest
-checkpoint when the trial is resumed, and forwards every epoch's metrics (with the state just
-saved, as a Tune checkpoint) to `tune.report`. Everything else lives in the engine.
+It turns the trial's parameters into a TrialConfig, restores the engine's furthest saved state when
+the trial is resumed, and forwards every epoch's metrics (with the state just saved, as a Tune
+checkpoint) to `tune.report`. Everything else lives in the engine.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from pyarrow import fs as pafs
 from ray import tune
 
 from study.config import TrialConfig
-from study.engine import run_trial
+from study.engine import STATE_FILE, run_trial, saved_progress
 from study.spec import StudySpec, trial_config
 
 
 def params_of(config: dict[str, Any]) -> dict[str, Any]:
     """A Tune config -> the trial's parameters (dotted paths), whichever searcher made it."""
     return dict(config["params"]) if "params" in config else dict(config)
+
+
+def stored_checkpoints() -> list[tune.Checkpoint]:
+    """Every checkpoint in this trial's folder of the study's storage, known to Tune or not."""
+    storage = tune.get_context().get_storage()
+    found = storage.storage_filesystem.get_file_info(pafs.FileSelector(storage.trial_fs_path, allow_not_found=True))
+    return [tune.Checkpoint(info.path, storage.storage_filesystem) for info in found
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")]  # fmt: skip
+
+
+def restore_furthest(candidates: list[tune.Checkpoint], into: Path) -> None:
+    """Put the state that got furthest among `candidates` at `into`/STATE_FILE (nothing if none is readable).
+
+    Tune restores a trial from the last checkpoint its snapshot recorded, and that snapshot can lag
+    the trial's last report: a result processed while the run stops on Ctrl-C, or a driver killed
+    between a report and its snapshot. The newer checkpoint is already in the trial's folder, so
+    resuming from it trains no epoch twice.
+    """
+    best: tuple[tuple[bool, int], Path] | None = None
+    for i, checkpoint in enumerate(candidates):
+        copy = into.parent / f"candidate-{i}"
+        try:
+            checkpoint.to_directory(str(copy))
+        except OSError:  # deleted by Tune's num_to_keep while we listed it, or unreadable
+            continue
+        progress = saved_progress(copy / STATE_FILE)
+        if progress is not None and (best is None or progress > best[0]):
+            best = (progress, copy)
+    if best is not None:
+        shutil.copytree(best[1], into, dirs_exist_ok=True)
 
 
 def run_tune_trial(config: dict[str, Any], spec_json: dict[str, Any]) -> None:
@@ -40,7 +72,9 @@ def run_tune_trial(config: dict[str, Any], spec_json: dict[str, Any]) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(state_path.parent)))
 
     with tempfile.TemporaryDirectory(prefix="raft-trial-") as workdir:
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:
-            checkpoint.to_directory(workdir)
-        run_trial(cfg, report, checkpoint_dir=workdir)
+        state_dir = Path(workdir) / "state"
+        state_dir.mkdir()
+        known = tune.get_checkpoint()
+        stored = [c for c in stored_checkpoints() if known is None or c.path != known.path]
+        restore_furthest([known, *stored] if known is not None else stored, state_dir)
+        run_trial(cfg, report, checkpoint_dir=state_dir)

@@ -62,3 +62,12 @@ def collapse_metrics(plain: dict[str, Tensor], view1: dict[str, Tensor], view2: 
         out[f"{level}_align"] = alignment(view1[level], view2[level])
         out[f"{level}_uniform"] = uniformity(view1[level])
     return out
+
+
+def collapse_epoch(z_std: list[float], p_std: list[float], threshold: float) -> int | None:
+    """The first epoch (1-based) whose projector- or predictor-output std fell below `threshold`
+    (or stopped being finite), or None when the trial never collapsed."""
+    for epoch, (z, p) in enumerate(zip(z_std, p_std, strict=True), start=1):
+        if is_collapsed(z, p, threshold):
+            return epoch
+    return None

@@ -148,6 +148,13 @@ class EvalConfig(StrictModel):
     random_init_baseline: bool = True
 
 
+class DiagnosticsConfig(StrictModel):
+    """The paper's claims measured during training (study/diagnostics.py) on a fixed probe batch."""
+
+    every: int = Field(0, ge=0, description="epochs between diagnostics; 0 = off, nothing added to training")
+    batch_size: int = Field(256, gt=1, description="probe-batch images, a fixed-seed sample of the train split")
+
+
 class TrialConfig(StrictModel):
     """Everything one trial needs; nothing else reaches the engine."""
 
@@ -159,6 +166,7 @@ class TrialConfig(StrictModel):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
 
     @model_validator(mode="after")
     def _batch_fits(self) -> TrialConfig:

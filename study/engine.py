@@ -23,6 +23,7 @@ from study.augment import augment, plain
 from study.collapse import collapse_metrics, is_collapsed, spread
 from study.config import ConfigError, OptimConfig, TrialConfig
 from study.data import ImageData, load_data
+from study.diagnostics import diagnose
 from study.evaluate import knn_accuracy, linear_probe
 from study.io import atomic_write
 from study.losses import byol_loss, loss_terms, raft_loss
@@ -266,6 +267,16 @@ class Trial:
             return ""
         return f"collapse stop at epoch {self.epoch}: min(z_std, p_std) = {low:.3g} < {rule.threshold}"
 
+    def diagnostics(self) -> dict[str, float]:
+        """The paper's diagnostics on the same probe batch and views every time, drawn from their own
+        generator, so measuring takes nothing from the training generator."""
+        cfg, d = self.cfg, self.data
+        gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 2)
+        n = min(cfg.diagnostics.batch_size, len(d.train_x))
+        images = d.train_x[torch.randperm(len(d.train_x), generator=gen, device=self.device)[:n]]
+        x1, x2 = (augment(images, cfg.augment, v, d.mean, d.std, gen) for v in (0, 1))
+        return diagnose(self.online, self.teacher, x1, x2, cfg.method.alpha, cfg.method.beta)
+
     def knn_check(self) -> float:
         train, test = plain_embeddings(self.online, self.data)
         return knn_of(train["feat"], test["feat"], self.data, self.cfg)
@@ -315,6 +326,8 @@ def run_trial(
             break
         if cfg.eval.knn_every and trial.epoch % cfg.eval.knn_every == 0 and trial.epoch < cfg.train.epochs:
             metrics["knn_acc"] = trial.knn_check()
+        if cfg.diagnostics.every and trial.epoch % cfg.diagnostics.every == 0:
+            metrics.update(trial.diagnostics())
         trial.history.append(metrics)
         trial.stop_reason = trial.collapse_stop(metrics)
         saved = None

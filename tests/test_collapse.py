@@ -50,3 +50,12 @@ def test_collapse_metrics_names():
     m = collapse_metrics({"feat": v, "proj": v}, {"feat": v, "proj": v}, {"feat": v, "proj": -v})
     assert set(m) == {f"{lvl}_{k}" for lvl in ("feat", "proj") for k in ("std", "rank", "align", "uniform")}
     assert m["feat_align"] == pytest.approx(0.0) and m["proj_align"] == pytest.approx(4.0)
+
+
+def test_collapse_epoch_is_the_first_epoch_below_threshold():
+    from study.collapse import collapse_epoch
+
+    assert collapse_epoch([0.9, 0.5, 0.05, 0.01], [0.9, 0.6, 0.5, 0.02], 0.1) == 3
+    assert collapse_epoch([0.9, 0.8], [0.9, 0.05], 0.1) == 2
+    assert collapse_epoch([0.9, float("nan")], [0.9, 0.9], 0.1) == 2
+    assert collapse_epoch([0.9, 0.8], [0.9, 0.8], 0.1) is None

@@ -1,17 +1,23 @@
-"""Write a study's tables and a Markdown report that opens with the answer:
+"""Write a study's tables, figures and a report that opens with the answer:
 
     python -m study.report [NAME ...] [--storage DIR] [--out reports/]
+    python -m study.report --compare A B [--storage DIR] [--out reports/]
 
 For each study (all under the storage when no name is given) it writes `reports/<name>/`:
-`trials.csv` (one row per trial), `summary.csv` (seeds pooled) and `report.md`: the best
-configuration with its mean and spread, the collapse region, BYOL against RAFT at equal EMA
-decay, the gain over random init, then the tables, then what is missing (errored, diverged,
-stopped or unfinished trials), so a partial report never looks complete.
+`trials.csv` (one row per trial), `summary.csv` (seeds pooled), `figures/*.png`, `report.md` and
+a self-contained `report.html` (figures embedded): the best configuration with its mean and
+spread, the collapse region, BYOL against RAFT at equal EMA decay, the gain over random init, the
+paper's questions answered from the diagnostics, then the tables, the figures, and what is missing
+(errored, diverged, stopped or unfinished trials), so a partial report never looks complete. An
+Optuna-searched study also gets `optuna.sqlite3` for optuna-dashboard. `--compare A B` writes
+`reports/compare-A-B/` with the two studies side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import re
 import sys
 from pathlib import Path
 
@@ -19,11 +25,14 @@ import pandas as pd
 
 from study.config import ConfigError
 from study.io import atomic_write
-from study.results import load_spec_of, summary_frame, trials_frame
+from study.results import curves_frame, load_spec_of, optuna_study, summary_frame, trials_frame, with_history
 from study.runner import SPEC_FILE, trial_count
+from study.spec import StudySpec
 
 TABLE_COLUMNS = ["method", "tau", "beta", "predictor", "seeds", "linear_acc_mean", "linear_acc_std", "knn_acc_mean",
-                 "random_init_linear_acc_mean", "pred_std_mean", "pred_rank_mean", "collapsed_frac"]  # fmt: skip
+                 "random_init_linear_acc_mean", "proj_std_mean", "proj_rank_mean", "collapsed_frac",
+                 "collapse_epoch_mean", "avg_grad_cos_mean"]  # fmt: skip
+CONFIG_KEYS = ["method", "tau", "beta", "predictor", "pred_lr_mult", "lr", "weight_decay", "alpha"]
 
 
 def _label(row: pd.Series) -> str:
@@ -49,13 +58,57 @@ def answer(name: str, trials: pd.DataFrame, summary: pd.DataFrame, expected: int
     lines += ["", f"**Collapsed** (more than half of the seeds): {region}."]
     gain = summary["linear_acc_mean"] - summary["random_init_linear_acc_mean"]
     lines += ["", f"**Gain over random init** (linear probe): from {gain.min():+.4f} to {gain.max():+.4f}."]
-    byol = summary[summary["method"] == "byol"].set_index("tau")["linear_acc_mean"]
+    byol = summary[summary["method"] == "byol"].groupby("tau")["linear_acc_mean"].max()
     raft = summary[summary["method"] == "raft"].groupby("tau")["linear_acc_mean"].max()
     both = sorted(set(byol.index) & set(raft.index))
     if both:
         lines += ["", "**BYOL against the best RAFT at each EMA decay** (linear accuracy):", "",
                   "| tau | BYOL | best RAFT |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {t:g} | {byol[t]:.4f} | {raft[t]:.4f} |" for t in both]
+    return lines
+
+
+def _spearman(a: pd.Series, b: pd.Series) -> float:
+    return float(a.rank().corr(b.rank()))
+
+
+def paper_questions(trials: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The RAFT paper's questions, answered with the study's diagnostics (empty without them)."""
+    lines = ["## Is BYOL really RAFT here? (diagnostics)", ""]
+    agree = summary.dropna(subset=["avg_grad_cos_mean"]) if "avg_grad_cos_mean" in summary else summary.iloc[0:0]
+    if agree.empty:
+        return [*lines, "No diagnostics were recorded (set `diagnostics.every` in the spec to measure them)."]
+    hi, lo = agree.loc[agree["avg_grad_cos_mean"].idxmax()], agree.loc[agree["avg_grad_cos_mean"].idxmin()]
+    lines += ["**Where the gradients of BYOL and RAFT agree** (cosine of the two gradients on the same batch, "
+              "with the trial's alpha and beta, mean over the measured epochs; 1 = same direction): "
+              f"most at {_label(hi)} ({hi['avg_grad_cos_mean']:+.3f}), least at {_label(lo)} ({lo['avg_grad_cos_mean']:+.3f})."]  # fmt: skip
+    raft = agree[agree["method"] == "raft"]
+    if raft["beta"].nunique() > 1:
+        by_beta = raft.groupby("beta")["avg_grad_cos_mean"].mean()
+        lines += ["", "Mean agreement by run-away weight (RAFT trials): "
+                  + ", ".join(f"β={b:g}: {v:+.3f}" for b, v in by_beta.items()) + "."]  # fmt: skip
+    if agree["predictor"].nunique() > 1:
+        by_pred = agree.groupby("predictor")["avg_grad_cos_mean"].mean()
+        lines += ["", "By predictor kind: " + ", ".join(f"{p}: {v:+.3f}" for p, v in by_pred.items()) + "."]
+    if len(agree) >= 3:
+        rho = _spearman(agree["avg_grad_cos_mean"], agree["linear_acc_mean"])
+        lines += ["", f"**Does agreement go with accuracy?** Spearman rank correlation between agreement and "
+                  f"linear accuracy over {len(agree)} configurations: {rho:+.2f}."]  # fmt: skip
+    fell = trials.dropna(subset=["collapse_epoch"])
+    trained = int((trials["epochs_done"] > 0).sum())
+    if fell.empty:
+        lines += ["", f"**When collapse sets in:** no trial's z_std or p_std fell below its threshold ({trained} trained)."]
+    else:
+        first = fell.loc[fell["collapse_epoch"].idxmin()]
+        lines += ["", f"**When collapse sets in:** {len(fell)} of {trained} trials that trained collapsed during training, "
+                  f"at epoch {fell['collapse_epoch'].median():g} (median); first {_label(first)} at epoch "
+                  f"{first['collapse_epoch']:g}."]  # fmt: skip
+    if "avg_pred_eig_align_mean" in agree and agree["avg_pred_eig_align_mean"].notna().any():
+        lin = agree.dropna(subset=["avg_pred_eig_align_mean"])
+        lines += ["", "**Linear predictors:** eigenvector alignment with the correlation of their inputs (1 = aligned, "
+                  f"as Tian et al. 2021 report) from {lin['avg_pred_eig_align_mean'].min():.3f} to "
+                  f"{lin['avg_pred_eig_align_mean'].max():.3f}; distance from the identity from "
+                  f"{lin['avg_pred_identity_dist_mean'].min():.3f} to {lin['avg_pred_identity_dist_mean'].max():.3f}."]  # fmt: skip
     return lines
 
 
@@ -73,10 +126,94 @@ def missing(trials: pd.DataFrame, expected: int) -> list[str]:
     return lines
 
 
-def write_report(study_path: str, out_dir: Path) -> Path:
+def draw_figures(spec: StudySpec, trials: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame,
+                 study: object | None, folder: Path) -> list[tuple[Path, str]]:  # fmt: skip
+    """Every figure the study has data for, as (path, caption)."""
+    from study import figures
+
+    out = []
+    for column, (title, _, _) in figures.HEATMAPS.items():
+        stem = column.removesuffix("_mean").removeprefix("avg_")
+        out.append((figures.heatmap(summary, column, folder / f"heatmap_{stem}.png"), f"{title} by EMA decay and method"))
+    out.append((figures.learning_curves(trials, curves, folder / "learning_curves.png"), "Learning curves"))
+    out.append((figures.accuracy_vs_rank(trials, folder / "accuracy_vs_rank.png"), "Accuracy against effective rank"))
+    if study is not None:
+        values = optuna_values(study)
+        out.append((figures.optuna_history(values, spec.metric, spec.mode, folder / "optuna_history.png"),
+                    "Optuna optimisation history"))  # fmt: skip
+        out.append((figures.optuna_importances(optuna_importances(study), folder / "optuna_importances.png"),
+                    "Optuna parameter importances"))  # fmt: skip
+    return [(path, caption) for path, caption in out if path is not None]
+
+
+def optuna_values(study: object) -> pd.DataFrame:
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]  # type: ignore[attr-defined]
+    return pd.DataFrame({"number": [t.number for t in done], "value": [t.value for t in done]})
+
+
+def optuna_importances(study: object) -> dict[str, float]:
+    """Optuna's parameter importances, or {} when too few configurations have finished."""
+    import optuna
+
+    try:
+        return dict(optuna.importance.get_param_importances(study))  # type: ignore[arg-type]
+    except (RuntimeError, ValueError):
+        return {}
+
+
+def export_optuna(study: object, path: Path) -> None:
+    """Copy an Optuna study into an SQLite file that optuna-dashboard opens (written then renamed)."""
+    import optuna
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    copy = optuna.create_study(storage=f"sqlite:///{tmp}", study_name=path.parent.name,
+                               direction=study.direction)  # type: ignore[attr-defined]  # fmt: skip
+    copy.add_trials(study.trials)  # type: ignore[attr-defined]
+    del copy
+    tmp.replace(path)
+
+
+def to_html(markdown_text: str, base: Path, title: str) -> str:
+    """The Markdown report as one self-contained HTML page, its PNG figures embedded as data URIs."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+
+    def embed(match: re.Match[str]) -> str:
+        data = base64.b64encode((base / match.group(1)).read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="([^"]+\.png)"', embed, body)
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+             "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "img{max-width:100%}")  # fmt: skip
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head><body>{body}</body></html>"
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def _write_pages(target: Path, lines: list[str], title: str) -> None:
+    text = "\n".join(lines)
+    _write_text(target / "report.md", text)
+    _write_text(target / "report.html", to_html(text, target, title))
+
+
+def study_frames(study_path: str) -> tuple[StudySpec, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """spec, trials (with what their curves say), seed-pooled summary, per-epoch curves."""
     spec = load_spec_of(study_path)
-    trials = trials_frame(study_path)
-    summary = summary_frame(trials)
+    curves = curves_frame(study_path)
+    trials = with_history(trials_frame(study_path), curves)
+    return spec, trials, summary_frame(trials), curves
+
+
+def write_report(study_path: str, out_dir: Path) -> Path:
+    spec, trials, summary, curves = study_frames(study_path)
     expected = trial_count(spec)
     target = out_dir / spec.name
     target.mkdir(parents=True, exist_ok=True)
@@ -84,13 +221,58 @@ def write_report(study_path: str, out_dir: Path) -> Path:
         trials.to_csv(f, index=False)
     with atomic_write(target / "summary.csv", "w") as f:
         summary.to_csv(f, index=False)
+    study = optuna_study(study_path) if spec.search.kind == "optuna" else None
+    if study is not None:
+        export_optuna(study, target / "optuna.sqlite3")
+    figs = draw_figures(spec, trials, summary, curves, study, target / "figures")
     table = summary[[c for c in TABLE_COLUMNS if c in summary]]
     body = [*answer(spec.name, trials, summary, expected, spec.metric), "",
+            *paper_questions(trials, summary), "",
             "## Configurations (seeds pooled)", "", table.to_markdown(index=False, floatfmt=".4f"), "",
-            *missing(trials, expected), ""]  # fmt: skip
-    with atomic_write(target / "report.md", "w") as f:
-        f.write("\n".join(body))
+            "## Figures", ""]  # fmt: skip
+    for path, caption in figs:
+        body += [f"### {caption}", "", f"![{caption}]({path.relative_to(target)})", ""]
+    if study is not None:
+        body += [f"The Optuna study is in `optuna.sqlite3`: `optuna-dashboard sqlite:///{target / 'optuna.sqlite3'}`.", ""]
+    body += [*missing(trials, expected), ""]
+    _write_pages(target, body, f"Study {spec.name}")
     return target
+
+
+def compare(a: str, b: str, out_dir: Path) -> Path:
+    """Two studies side by side: each one's best, and every configuration they share."""
+    names, frames = [], []
+    for path in (a, b):
+        spec, trials, summary, _ = study_frames(path)
+        names.append(spec.name)
+        frames.append((spec, trials, summary))
+    target = out_dir / f"compare-{names[0]}-{names[1]}"
+    target.mkdir(parents=True, exist_ok=True)
+    lines = [f"# `{names[0]}` against `{names[1]}`", ""]
+    for name, (spec, trials, summary) in zip(names, frames, strict=True):
+        head = answer(name, trials, summary, trial_count(spec), spec.metric)
+        lines += [f"**{name}:** " + " ".join(line for line in head[2:5] if line), ""]
+    keys = [k for k in CONFIG_KEYS if all(k in s for _, _, s in frames)]
+    shown = ["seeds", "linear_acc_mean", "linear_acc_std", "knn_acc_mean", "collapsed_frac"]
+    left, right = (s[[*keys, *[c for c in shown if c in s]]] for _, _, s in frames)
+    both = left.merge(right, on=keys, suffixes=(f" {names[0]}", f" {names[1]}"))
+    lines += ["## Configurations in both studies (seeds pooled)", ""]
+    if both.empty:
+        lines.append("None: the two studies share no configuration.")
+    else:
+        both["linear_acc difference"] = both[f"linear_acc_mean {names[1]}"] - both[f"linear_acc_mean {names[0]}"]
+        lines.append(both.to_markdown(index=False, floatfmt=".4f"))
+    lines += ["", f"Only in `{names[0]}`: {len(left) - len(both)} configuration(s); only in `{names[1]}`: "
+              f"{len(right) - len(both)}.", ""]  # fmt: skip
+    _write_pages(target, lines, f"{names[0]} against {names[1]}")
+    return target
+
+
+def _study_path(storage: Path, name: str) -> str:
+    path = storage / name
+    if "/" in name or not (path / SPEC_FILE).is_file():
+        raise ConfigError(f"{name}: no study of that name under {storage}")
+    return str(path.resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,17 +280,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="studies to report (default: all under the storage)")
     parser.add_argument("--storage", default="studies", help="folder of studies (default: studies/)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="where reports go (default: reports/)")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="put two studies side by side")
     args = parser.parse_args(argv)
     storage = Path(args.storage)
     try:
+        if args.compare:
+            a, b = (_study_path(storage, n) for n in args.compare)
+            print(f"wrote {compare(a, b, args.out)}/report.md")
+            return 0
         names = args.names or sorted(p.parent.name for p in storage.glob(f"*/{SPEC_FILE}"))
         if not names:
             raise ConfigError(f"--storage: no studies under {storage}")
         for name in names:
-            path = storage / name
-            if not (path / SPEC_FILE).is_file():
-                raise ConfigError(f"{name}: no study of that name under {storage}")
-            print(f"wrote {write_report(str(path.resolve()), args.out)}/report.md")
+            print(f"wrote {write_report(_study_path(storage, name), args.out)}/report.md", flush=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

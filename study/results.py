@@ -1,22 +1,34 @@
 """A study's results as pandas frames, read through Ray Tune's own ExperimentAnalysis.
 
 `trials_frame` has one row per trial (its parameters, how it ended, its final metrics);
-`summary_frame` pools the seeds of each configuration (mean, std, count of every metric, and the
-fraction of seeds that collapsed). Both work on a finished, running or interrupted study.
+`curves_frame` one row per trial and epoch (everything logged per epoch, diagnostics included);
+`with_history` adds what the curves say about each trial (when it collapsed, how well BYOL's and
+RAFT's gradients agreed); `summary_frame` pools the seeds of each configuration (mean, std, count
+of every metric, and the fraction of seeds that collapsed). All work on a finished, running or
+interrupted study.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
+from study.collapse import collapse_epoch
 from study.spec import StudySpec, trial_config
 
-METRICS = ("linear_acc", "knn_acc", "random_init_linear_acc", "random_init_knn_acc",
-           *(f"{lvl}_{m}" for lvl in ("feat", "proj", "pred") for m in ("std", "rank", "align", "uniform")))  # fmt: skip
+T = TypeVar("T")
+
+FINAL_METRICS = ("linear_acc", "knn_acc", "random_init_linear_acc", "random_init_knn_acc",
+                 *(f"{lvl}_{m}" for lvl in ("feat", "proj", "pred") for m in ("std", "rank", "align", "uniform")))  # fmt: skip
+# Per-epoch diagnostics (study/diagnostics.py), averaged over the epochs a trial measured them.
+HISTORY_MEANS = ("grad_cos", "grad_cos_encoder", "grad_cos_projector", "grad_cos_predictor", "pred_eig_align",
+                 "pred_identity_dist", "teacher_dist")  # fmt: skip
+METRICS = (*FINAL_METRICS, "collapse_epoch", *(f"avg_{d}" for d in HISTORY_MEANS))
 CONFIG_COLUMNS = ("method", "tau", "alpha", "beta", "predictor", "pred_lr_mult", "lr", "weight_decay")
 
 
@@ -34,16 +46,37 @@ def error_line(trial: Any) -> str:
         return f"error, see {where}"
 
 
-def trials_frame(path: str) -> pd.DataFrame:
-    """One row per trial of the study stored at `path`."""
+def read_while_written(read: Callable[[], T], attempts: int = 10, pause_s: float = 0.3) -> T:
+    """`read()`, retried for a moment when it fails: Tune copies its snapshot files into the study
+    folder without an atomic rename, so a report of a running study can meet one half-written."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except Exception:  # noqa: BLE001 - a half-written file fails in many ways; the last try raises
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause_s)
+    raise AssertionError("unreachable")
+
+
+def _analysis(path: str) -> Any:
+    """Tune's ExperimentAnalysis of a study, quiet about trials that have no results yet."""
+    import logging
+
     from ray.tune import ExperimentAnalysis
 
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    return read_while_written(lambda: ExperimentAnalysis(path))
+
+
+def trials_frame(path: str) -> pd.DataFrame:
+    """One row per trial of the study stored at `path`."""
     from study.runner import outcome
     from study.trainable import params_of
 
     spec = load_spec_of(path)
     rows = []
-    for trial in ExperimentAnalysis(path).trials:
+    for trial in _analysis(path).trials:
         last = trial.last_result or {}
         cfg = trial_config(spec, params_of(trial.config))
         status = outcome(trial)
@@ -52,16 +85,48 @@ def trials_frame(path: str) -> pd.DataFrame:
             reason = f"stopped by ASHA at epoch {last.get('epoch')}"
         if status == "errored":
             reason = error_line(trial)
+        if status == "unfinished":
+            reason = f"trained {last['epoch']} of {cfg.train.epochs} epochs so far" if "epoch" in last else "not started"
         rows.append({
             "trial_id": trial.trial_id, "status": status, "method": cfg.method.name, "tau": cfg.teacher.tau,
             "alpha": cfg.method.alpha, "beta": cfg.method.beta if cfg.method.name == "raft" else float("nan"),
             "predictor": cfg.model.predictor, "pred_lr_mult": cfg.optim.predictor_lr_mult, "lr": cfg.optim.lr,
             "weight_decay": cfg.optim.weight_decay, "seed": cfg.train.seed,
             "epochs_done": last.get("epochs_done", last.get("epoch", 0)),
-            **{m: last.get(m, float("nan")) for m in METRICS},
-            "collapsed": last.get("collapsed"), "reason": reason,
+            **{m: last.get(m, float("nan")) for m in FINAL_METRICS},
+            "collapsed": last.get("collapsed"), "collapse_std": cfg.eval.collapse_std, "reason": reason,
         })  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values("trial_id", ignore_index=True) if rows else pd.DataFrame(rows)
+
+
+def curves_frame(path: str) -> pd.DataFrame:
+    """One row per trial and trained epoch: every per-epoch metric the trial reported."""
+    frames = [df for df in _analysis(path).trial_dataframes.values() if not df.empty and "epoch" in df]
+    if not frames:
+        return pd.DataFrame(columns=["trial_id", "epoch"])
+    curves = pd.concat(frames, ignore_index=True)
+    curves = curves[curves["final"].eq(False)] if "final" in curves else curves
+    # a trial resumed from an earlier checkpoint may have reported an epoch twice: keep the later one
+    return curves.drop_duplicates(["trial_id", "epoch"], keep="last").sort_values(["trial_id", "epoch"])
+
+
+def with_history(trials: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """`trials` plus `collapse_epoch` (the first epoch whose z_std or p_std fell below the trial's
+    collapse threshold; NaN if never) and the mean of each per-epoch diagnostic (`avg_<name>`)."""
+    out = trials.copy()
+    by_trial = dict(tuple(curves.groupby("trial_id"))) if not curves.empty else {}
+    epochs, means = [], {d: [] for d in HISTORY_MEANS}
+    for row in out.itertuples():
+        c = by_trial.get(row.trial_id)
+        has_std = c is not None and {"z_std", "p_std"} <= set(c)
+        first = collapse_epoch(c["z_std"].tolist(), c["p_std"].tolist(), row.collapse_std) if has_std else None
+        epochs.append(float("nan") if first is None else float(c["epoch"].iloc[first - 1]))
+        for d in HISTORY_MEANS:
+            means[d].append(c[d].mean() if c is not None and d in c else float("nan"))
+    out["collapse_epoch"] = epochs
+    for d in HISTORY_MEANS:
+        out[f"avg_{d}"] = means[d]
+    return out
 
 
 def summary_frame(trials: pd.DataFrame) -> pd.DataFrame:
@@ -78,3 +143,30 @@ def summary_frame(trials: pd.DataFrame) -> pd.DataFrame:
     stats["seeds"] = grouped["seed"].nunique()
     stats["collapsed_frac"] = grouped["collapsed"].mean()
     return stats.reset_index()
+
+
+def optuna_study(path: str) -> Any | None:
+    """The Optuna study of an Optuna-searched study, as its searcher last saved it into Tune's
+    experiment folder (None for grid or random search, or before the first save)."""
+    import pickle
+
+    import optuna
+
+    # one file per session of the study, named by its start time: the newest session holds the newest state
+    saved = sorted(Path(path).glob("searcher-state-*.pkl"))
+    if not saved:
+        return None
+    state = read_while_written(lambda: pickle.loads(saved[-1].read_bytes()))
+    stack, seen = [state], set()
+    while stack:  # the searcher may sit inside Tune's wrappers (a ConcurrencyLimiter): look through
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, optuna.Study):
+            return node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif hasattr(node, "__dict__") and not isinstance(node, type):
+            stack.extend(vars(node).values())
+    return None

@@ -294,6 +294,10 @@ def saved_progress(path: Path) -> tuple[bool, int] | None:
     return bool(state["final"]), state["epoch"]
 
 
+class OutOfMemory(RuntimeError):
+    """The trial's device ran out of memory: says where, and what to change."""
+
+
 def run_trial(
     cfg: TrialConfig,
     report: Reporter | None = None,
@@ -304,7 +308,22 @@ def run_trial(
 
     `report(metrics, state_path)` is called after every epoch and once at the end (with
     `final: True`; not `done`, which Ray Tune reserves); `state_path` is the state just saved, or None.
+    Running out of device memory raises `OutOfMemory`, naming the device, epoch and batch size.
     """
+    try:
+        return _run_trial(cfg, report, checkpoint_dir, data)
+    except torch.OutOfMemoryError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+        raise OutOfMemory(
+            f"out of {resolve_device(cfg.train.device)} memory (train.batch_size={cfg.train.batch_size}, "
+            f"{cfg.model.backbone}): {first}; lower the batch size or give each trial more of the GPU "
+            "(resources.gpu)"
+        ) from None
+
+
+def _run_trial(
+    cfg: TrialConfig, report: Reporter | None, checkpoint_dir: str | Path | None, data: ImageData | None
+) -> TrialResult:
     report = report or (lambda metrics, path: None)
     trial = Trial(cfg, data)
     state_path = Path(checkpoint_dir) / STATE_FILE if checkpoint_dir is not None else None

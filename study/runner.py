@@ -13,6 +13,7 @@ import difflib
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,17 @@ def experiment_path(storage: str, name: str) -> str:
 
 
 def check_storage(storage: str) -> None:
-    """A local storage folder must be creatable and writable (cloud URIs are left to Ray)."""
+    """A local storage folder must be a writable folder, or creatable in one. Checked by creating
+    and removing a probe folder in the nearest existing one, so a refused study leaves nothing
+    behind (cloud URIs are left to Ray)."""
     if is_uri(storage):
         return
-    path = Path(storage)
+    path = Path(storage).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        Path(tempfile.mkdtemp(prefix=".raft-study-probe-", dir=existing)).rmdir()
     except OSError as exc:
         raise ConfigError(f"--storage: cannot write to {storage}: {exc.strerror or exc}") from None
 
@@ -95,7 +98,6 @@ def spec_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def prepare_storage(spec: StudySpec, storage: str, restart: bool) -> tuple[str, bool]:
     """The experiment path, and whether a study is there to resume. Refuses a changed spec."""
-    check_storage(storage)
     path = experiment_path(storage, spec.name)
     if is_uri(storage):
         return path, not restart and _can_restore(path)
@@ -121,8 +123,9 @@ def _can_restore(path: str) -> bool:
     return tune.Tuner.can_restore(path)
 
 
-def build_tuner(spec: StudySpec, storage: str, resume: bool):
-    """The Tuner of a spec: a new one, or one restored from `storage` to resume."""
+def build_tuner(spec: StudySpec, storage: str, resume: bool, retry_errored: bool = False):
+    """The Tuner of a spec: a new one, or one restored from `storage` to resume (errored trials
+    too, from their last checkpoint, when `retry_errored`)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -141,7 +144,8 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
         if not is_uri(storage) and repair(Path(path)):
             print("the study's last snapshot was cut short (the driver died while Ray wrote it); "
                   "resuming from the one before", flush=True)  # fmt: skip
-        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False, param_space=param_space)
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=retry_errored,
+                                  param_space=param_space)  # fmt: skip
     if spec.scheduler.kind == "asha":
         # max_t past the last epoch: ASHA must not stop a trial at its last epoch report, before
         # the final (evaluated) one, which carries the same epoch number.
@@ -174,11 +178,16 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool):
 def prepare_data(spec: StudySpec) -> None:
     """Load the base data set once in the driver, so a download or a first decode happens once
     (into its root or the decode cache), not in every trial at the same time, and a missing data
-    set is refused before any trial starts."""
+    set, or a batch larger than its train split, is refused before any trial starts."""
     from study.data import load_data
 
-    if not any(key == "data" or key.startswith("data.") for key in spec.space):
-        load_data(spec.base.data)
+    if any(key == "data" or key.startswith("data.") for key in spec.space):
+        return
+    n = len(load_data(spec.base.data).train_x)
+    sizes = spec.space["train.batch_size"].values if "train.batch_size" in spec.space else [spec.base.train.batch_size]
+    too_big = [b for b in sizes if isinstance(b, int) and b > n]
+    if too_big:
+        raise ConfigError(f"train.batch_size={max(too_big)} is larger than the train split ({n} images)")
 
 
 def init_ray(address: str | None) -> None:
@@ -190,15 +199,34 @@ def init_ray(address: str | None) -> None:
     ray.init(address=address, **kwargs)
 
 
-def run_study(spec: StudySpec, storage: str, address: str | None, restart: bool) -> dict[str, int]:
-    """Run or resume a study to the end (or to Ctrl-C); returns trial counts by outcome."""
+def check_resources(spec: StudySpec) -> None:
+    """Refuse a study whose trials no node of the Ray cluster can hold (they would wait forever)."""
+    import ray
+
+    need_cpu, need_gpu = spec.resources.cpu, spec.resources.gpu
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= need_cpu and r.get("GPU", 0) >= need_gpu for r in nodes):
+        return
+    most_cpu = max((r.get("CPU", 0) for r in nodes), default=0)
+    most_gpu = max((r.get("GPU", 0) for r in nodes), default=0)
+    raise ConfigError(f"resources: no node has {need_cpu:g} CPU(s) and {need_gpu:g} GPU(s) for a trial "
+                      f"(the largest node has {most_cpu:g} CPUs, {most_gpu:g} GPUs)")  # fmt: skip
+
+
+def run_study(
+    spec: StudySpec, storage: str, address: str | None, restart: bool, retry_errored: bool = False
+) -> dict[str, int]:
+    """Run or resume a study to the end (or to Ctrl-C); returns trial counts by outcome. Every
+    check of the input (storage, data, resources) comes before the first write."""
     os.environ.update({k: v for k, v in RAY_ENV.items() if k not in os.environ})
-    path, resume = prepare_storage(spec, storage, restart)
+    check_storage(storage)
     prepare_data(spec)
     init_ray(address)
+    check_resources(spec)
+    path, resume = prepare_storage(spec, storage, restart)
     print(f"{'resuming' if resume else 'starting'} study {spec.name}: {trial_count(spec)} trials in {path}", flush=True)
     start = time.perf_counter()
-    results = build_tuner(spec, storage, resume).fit()
+    results = build_tuner(spec, storage, resume, retry_errored).fit()
     counts = outcome_counts(results._experiment_analysis.trials, trial_count(spec))
     counts["seconds"] = round(time.perf_counter() - start)
     return counts

@@ -18,7 +18,7 @@ from typing import Any
 
 from study.config import ConfigError, TrialConfig, load_trial_config, read_yaml
 from study.spec import expand, load_spec, trial_config
-from study.engine import run_trial
+from study.engine import OutOfMemory, run_trial
 from study.io import write_json
 
 _EPOCH_KEYS = ("loss", "byol_loss", "l_align", "l_cross", "z_std", "p_std", "lr", "tau", "knn_acc", "images_per_s")
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OutOfMemory as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.out:
         write_json(args.out, {"status": result.status, "message": result.message,
                               "metrics": result.metrics, "history": result.history})  # fmt: skip

@@ -11,7 +11,8 @@ from study.spec import StudySpec
 from tests.conftest import tiny_tree
 
 ray = pytest.importorskip("ray")
-TINY_BASE = tiny_tree(train={"epochs": 2}, eval={"metric_samples": 64, "linear_max_iter": 30, "random_init_baseline": False})
+TINY_SECTIONS = {"train": {"epochs": 2}, "eval": {"metric_samples": 64, "linear_max_iter": 30, "random_init_baseline": False}}
+TINY_BASE = tiny_tree(**TINY_SECTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +39,33 @@ def _finals(storage, name):
 
 
 @pytest.mark.slow
-def test_grid_study_runs_every_trial_once(tmp_path, local_ray):
+def test_grid_study_runs_every_trial_once(tmp_path, local_ray, monkeypatch):
+    from study.progress import Progress
+    from study.report import write_report
     from study.runner import run_study
+    from tests.test_interrupt import check_partial_report
 
-    spec = _spec(name="grid", space={"method.beta": {"grid": [0.0, 1.0]}}, seeds=[0, 1])
+    # A report written while the study runs (when its first trial ends) marks what is still missing.
+    reported = []
+    on_complete = Progress.on_trial_complete
+
+    def report_once(self, *args, **kwargs):
+        on_complete(self, *args, **kwargs)
+        if not reported:
+            reported.append(check_partial_report(tmp_path / "grid", tmp_path / "during", 4))
+
+    monkeypatch.setattr(Progress, "on_trial_complete", report_once)
+
+    base = tiny_tree(**{**TINY_SECTIONS, "diagnostics": {"every": 1, "batch_size": 64}})
+    spec = _spec(name="grid", base=base, space={"method.beta": {"grid": [0.0, 1.0]}}, seeds=[0, 1])
     counts = run_study(spec, str(tmp_path), None, restart=False)
     assert counts["completed"] == 4 and counts["unfinished"] == counts["errored"] == 0
     finals = _finals(tmp_path, "grid")
     assert len(finals) == 4 and all(m["status"] == "completed" and m["epochs_done"] == 2 for m in finals)
     stored = json.loads((tmp_path / "grid" / "raft_study.json").read_text())
     assert stored["space"]["method.beta"]["grid"] == [0.0, 1.0]
+    assert reported, "no report was written while the study ran"
     # the report agrees with the study's own results
-    from study.report import write_report
-
     out = write_report(str(tmp_path / "grid"), tmp_path / "reports")
     trials = pd.read_csv(out / "trials.csv")
     summary = pd.read_csv(out / "summary.csv")
@@ -63,10 +78,34 @@ def test_grid_study_runs_every_trial_once(tmp_path, local_ray):
     text = (out / "report.md").read_text()
     assert text.startswith("# Study `grid`\n\n4 of 4 trials reached a final evaluation.") and "**Best:**" in text
     assert "Nothing: every trial completed." in text
+    _check_figures_and_diagnostics(out, tmp_path / "grid", trials)
     # the same command again: nothing left to run, nothing rerun
     again = run_study(spec, str(tmp_path), None, restart=False)
     assert again["completed"] == 4
     assert sorted(m["trial_id"] for m in _finals(tmp_path, "grid")) == sorted(m["trial_id"] for m in finals)
+
+
+def _check_figures_and_diagnostics(out, study, trials):
+    """Every figure is a PNG that opens, the HTML embeds them all, and the diagnostics in the tables
+    are the means of what the trials reported per epoch."""
+    from PIL import Image
+
+    text = (out / "report.md").read_text()
+    figures = sorted((out / "figures").glob("*.png"))
+    names = {f.stem for f in figures}
+    assert {"heatmap_linear_acc", "heatmap_knn_acc", "heatmap_proj_std", "heatmap_proj_rank", "heatmap_grad_cos",
+            "learning_curves", "accuracy_vs_rank"} <= names, names  # fmt: skip
+    for f in figures:
+        with Image.open(f) as im:
+            assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 200
+        assert f"](figures/{f.name})" in text
+    html = (out / "report.html").read_text()
+    assert html.count("src=\"data:image/png;base64,") == len(figures) and "<table>" in html
+    assert "## Is BYOL really RAFT here? (diagnostics)" in text and "**Where the gradients of BYOL and RAFT agree**" in text
+    for row in trials.itertuples():
+        epochs = [json.loads(line) for line in (study / row.trial_id / "result.json").read_text().splitlines()]
+        per_epoch = [r["grad_cos"] for r in epochs if not r["final"]]
+        assert len(per_epoch) == 2 and row.avg_grad_cos == pytest.approx(sum(per_epoch) / 2)
 
 
 @pytest.mark.slow
@@ -118,6 +157,18 @@ def test_optuna_study_with_asha(tmp_path, local_ray):
     # the grid points come first, at the middle of the lr range
     betas = sorted(m["config"]["method.beta"] for m in finals[:2])
     assert betas == [-1.0, 1.0] and finals[0]["config"]["optim.lr"] == pytest.approx(1e-3)
+    # the report exports the searcher's own Optuna study for optuna-dashboard, and plots its history
+    import optuna
+
+    from study.report import write_report
+
+    out = write_report(str(tmp_path / "optuna"), tmp_path / "reports")
+    exported = optuna.load_study(study_name="optuna", storage=f"sqlite:///{out / 'optuna.sqlite3'}")
+    states = [t.state.name for t in exported.trials]
+    assert len(states) == 4 and set(states) <= {"COMPLETE", "PRUNED"}, states
+    completed = {m["linear_acc"] for m in finals if m.get("status") == "completed"}
+    assert {round(t.value, 6) for t in exported.trials if t.value is not None} == {round(v, 6) for v in completed}
+    assert (out / "figures" / "optuna_history.png").is_file()
 
 
 @pytest.mark.slow
@@ -133,3 +184,24 @@ def test_an_erroring_trial_is_recorded_and_the_study_goes_on(tmp_path, local_ray
     assert sorted(trials["status"]) == ["completed", "errored"]
     reason = trials.loc[trials["status"] == "errored", "reason"].iloc[0]
     assert "data.n_train=5000 is larger than the train split (1437 images)" in reason and "(see " in reason
+
+
+@pytest.mark.slow
+def test_errored_trial_is_retried_only_when_asked(tmp_path, local_ray):
+    from study.runner import run_study
+    from tests.test_data import _make_folder
+
+    # One trial's data folder is not there yet (an unmounted disk): it errors, the other completes.
+    here, late = _make_folder(tmp_path / "here"), tmp_path / "late"
+    base = tiny_tree(**TINY_SECTIONS, data={"name": "imagefolder", "root": str(here)})
+    base["train"]["batch_size"] = 2
+    base["eval"].update(knn_k=3, metric_samples=4)
+    spec = _spec(name="retry", base=base, space={"data.root": {"grid": [str(here), str(late)]}})
+    assert run_study(spec, str(tmp_path), None, restart=False)["errored"] == 1
+    _make_folder(late)
+    again = run_study(spec, str(tmp_path), None, restart=False)
+    assert again["errored"] == 1 and again["completed"] == 1  # not retried unasked
+    retried = run_study(spec, str(tmp_path), None, restart=False, retry_errored=True)
+    assert retried["completed"] == 2 and retried["errored"] == 0
+    finals = _finals(tmp_path, "retry")
+    assert sorted(m["config"]["params"]["data.root"] for m in finals) == sorted([str(here), str(late)])

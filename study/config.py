@@ -129,6 +129,14 @@ class TrainConfig(StrictModel):
     num_threads: int | None = Field(None, gt=0, description="CPU threads for this trial")
     checkpoint_every: int = Field(1, gt=0, description="epochs between saved states, when saving")
     collapse_stop: CollapseStop | None = None
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast for the forward passes on CUDA, fp32 elsewhere"
+    )
+    channels_last: bool = Field(True, description="CUDA: channels-last memory format for convolutions")
+    compile: bool = Field(False, description="torch.compile the online and teacher networks")
+    gpu_memory_fraction: float | None = Field(
+        None, gt=0, le=1, description="CUDA: cap on this process's share of GPU memory (set from resources.gpu)"
+    )
 
 
 class EvalConfig(StrictModel):

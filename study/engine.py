@@ -157,7 +157,17 @@ class Trial:
             raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the train split ({n} images)")
         torch.manual_seed(cfg.train.seed)
         self.online = make_online(cfg.model).to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda and cfg.train.gpu_memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(cfg.train.gpu_memory_fraction, self.device)
+        self.channels_last = cuda and cfg.train.channels_last
+        if self.channels_last:
+            self.online.to(memory_format=torch.channels_last)
+        self.bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and cuda)
         self.teacher = make_teacher(self.online.encoder)
+        # compiled callables share parameters with the modules, which stay the ones saved and averaged
+        self.online_fn = torch.compile(self.online) if cfg.train.compile else self.online
+        self.teacher_fn = torch.compile(self.teacher) if cfg.train.compile else self.teacher
         self.optimizer = make_optimizer(cfg.optim, self.online)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
         self.steps_per_epoch = n // cfg.train.batch_size
@@ -215,15 +225,26 @@ class Trial:
             g["lr"] = g["base_lr"] * f
         return self.optimizer.param_groups[0]["lr"]
 
+    def views(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Two augmented, normalised views of a uint8 batch, drawn from the trial's generator."""
+        cfg, d = self.cfg, self.data
+        return augment(images, cfg.augment, 0, d.mean, d.std, self.gen), augment(images, cfg.augment, 1, d.mean, d.std, self.gen)
+
     def train_step(self, images: Tensor, tau: float) -> Tensor:
         """One optimisation step; returns the logged terms as a detached tensor (no host sync)."""
-        cfg, d = self.cfg, self.data
-        x1 = augment(images, cfg.augment, 0, d.mean, d.std, self.gen)
-        x2 = augment(images, cfg.augment, 1, d.mean, d.std, self.gen)
-        z1, p1 = self.online(x1)
-        _, p2 = self.online(x2)
-        with torch.no_grad():
-            t1, t2 = self.teacher(x1), self.teacher(x2)
+        return self.step_on_views(*self.views(images), tau)
+
+    def step_on_views(self, x1: Tensor, x2: Tensor, tau: float) -> Tensor:
+        """The step's compute alone, on views made elsewhere (bench/pipeline.py times it apart)."""
+        cfg = self.cfg
+        if self.channels_last:
+            x1, x2 = (x.contiguous(memory_format=torch.channels_last) for x in (x1, x2))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            z1, p1 = self.online_fn(x1)
+            _, p2 = self.online_fn(x2)
+            with torch.no_grad():
+                t1, t2 = self.teacher_fn(x1), self.teacher_fn(x2)
+        z1, p1, p2, t1, t2 = (v.float() for v in (z1, p1, p2, t1, t2))  # losses and their norms in fp32
         loss = objective(cfg, p1, p2, t1, t2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -152,7 +152,8 @@ def load_spec(path: str | Path, overrides: list[str] = (), name: str | None = No
 
 def trial_config(spec: StudySpec, params: dict[str, Any]) -> TrialConfig:
     """The base config with one trial's parameters (dotted keys) set, plus what the study decides
-    for every trial: the collapse stop, and CPU threads matching the trial's resources."""
+    for every trial: the collapse stop, CPU threads matching the trial's resources, and a GPU memory
+    cap matching its GPU fraction."""
     tree = spec.base.model_dump(mode="json")
     for key, value in params.items():
         set_path(tree, key, value)
@@ -160,6 +161,8 @@ def trial_config(spec: StudySpec, params: dict[str, Any]) -> TrialConfig:
         set_path(tree, "train.collapse_stop", spec.scheduler.collapse_stop.model_dump())
     if tree["train"]["num_threads"] is None:  # one thread per CPU the trial was given, no oversubscription
         set_path(tree, "train.num_threads", max(1, int(spec.resources.cpu)))
+    if tree["train"]["gpu_memory_fraction"] is None and 0 < spec.resources.gpu < 1:  # packed trials share a GPU
+        set_path(tree, "train.gpu_memory_fraction", spec.resources.gpu)
     return TrialConfig.model_validate(tree)
 
 

@@ -127,3 +127,21 @@ def test_missing_cuda_is_a_config_error():
         pytest.skip("a CUDA device is present")
     with pytest.raises(ConfigError, match="train.device"):
         run_trial(tiny_config(train={"device": "cuda"}))
+
+
+def test_precision_auto_is_fp32_on_cpu_and_bf16_autocast_trains():
+    base = dict(train={"epochs": 1}, eval={"random_init_baseline": False})
+    fp32 = run_trial(tiny_config(**base)).history[0]
+    auto = run_trial(tiny_config(train={"epochs": 1, "precision": "auto"}, eval={"random_init_baseline": False})).history[0]
+    bf16 = run_trial(tiny_config(train={"epochs": 1, "precision": "bf16"}, eval={"random_init_baseline": False})).history[0]
+    assert auto["loss"] == fp32["loss"]  # CPU runs keep their fp32 numbers
+    assert bf16["loss"] != fp32["loss"] and abs(bf16["loss"] - fp32["loss"]) < 0.05
+
+
+def test_packed_gpu_trials_cap_their_memory():
+    from study.spec import StudySpec, trial_config
+
+    spec = StudySpec.model_validate({"name": "p", "space": {"method.beta": {"grid": [1.0]}}, "resources": {"cpu": 2, "gpu": 0.25}})
+    assert trial_config(spec, {"method.beta": 1.0}).train.gpu_memory_fraction == 0.25
+    whole = StudySpec.model_validate({"name": "w", "space": {"method.beta": {"grid": [1.0]}}, "resources": {"cpu": 2, "gpu": 1}})
+    assert trial_config(whole, {"method.beta": 1.0}).train.gpu_memory_fraction is None

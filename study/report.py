@@ -112,12 +112,15 @@ def paper_questions(trials: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def missing(trials: pd.DataFrame, expected: int) -> list[str]:
+def missing(trials: pd.DataFrame, expected: int, without_curves: list[str] = ()) -> list[str]:
+    """Every trial that did not complete, and trials whose per-epoch results could not be read."""
     lines = ["## What is missing", ""]
     incomplete = trials[~trials["status"].isin(["completed"])]
     not_started = max(0, expected - len(trials))
+    lines += [f"- {t}: its per-epoch results (result.json) could not be read, so its curves and diagnostics are "
+              "missing; its final metrics come from Tune's snapshot" for t in without_curves]  # fmt: skip
     if incomplete.empty and not not_started:
-        return [*lines, "Nothing: every trial completed."]
+        return [*lines, "Every trial completed." if without_curves else "Nothing: every trial completed."]
     for _, row in incomplete.iterrows():
         lines.append(f"- {row['trial_id']} ({_label(row)} seed={row['seed']}): {row['status']}"
                      + (f", {row['reason']}" if row["reason"] else ""))  # fmt: skip
@@ -234,7 +237,9 @@ def write_report(study_path: str, out_dir: Path) -> Path:
         body += [f"### {caption}", "", f"![{caption}]({path.relative_to(target)})", ""]
     if study is not None:
         body += [f"The Optuna study is in `optuna.sqlite3`: `optuna-dashboard sqlite:///{target / 'optuna.sqlite3'}`.", ""]
-    body += [*missing(trials, expected), ""]
+    trained = trials.loc[trials["epochs_done"] > 0, "trial_id"]
+    without_curves = sorted(set(trained) - set(curves["trial_id"])) if "trial_id" in curves else []
+    body += [*missing(trials, expected, without_curves), ""]
     _write_pages(target, body, f"Study {spec.name}")
     return target
 

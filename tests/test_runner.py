@@ -79,6 +79,12 @@ def test_grid_study_runs_every_trial_once(tmp_path, local_ray, monkeypatch):
     assert text.startswith("# Study `grid`\n\n4 of 4 trials reached a final evaluation.") and "**Best:**" in text
     assert "Nothing: every trial completed." in text
     _check_figures_and_diagnostics(out, tmp_path / "grid", trials)
+    # a result file cut mid-line (a crash during Tune's append): the report still comes, and says so
+    damaged = tmp_path / "grid" / trials["trial_id"].iloc[0] / "result.json"
+    damaged.write_bytes(damaged.read_bytes()[:-40])
+    again = write_report(str(tmp_path / "grid"), tmp_path / "reports-after-damage")
+    assert len(pd.read_csv(again / "trials.csv")) == 4
+    assert f"- {trials['trial_id'].iloc[0]}: its per-epoch results (result.json) could not be read" in (again / "report.md").read_text()
     # the same command again: nothing left to run, nothing rerun
     again = run_study(spec, str(tmp_path), None, restart=False)
     assert again["completed"] == 4

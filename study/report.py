@@ -58,14 +58,31 @@ def answer(name: str, trials: pd.DataFrame, summary: pd.DataFrame, expected: int
     lines += ["", f"**Collapsed** (more than half of the seeds): {region}."]
     gain = summary["linear_acc_mean"] - summary["random_init_linear_acc_mean"]
     lines += ["", f"**Gain over random init** (linear probe): from {gain.min():+.4f} to {gain.max():+.4f}."]
-    byol = summary[summary["method"] == "byol"].groupby("tau")["linear_acc_mean"].max()
-    raft = summary[summary["method"] == "raft"].groupby("tau")["linear_acc_mean"].max()
+    keys = ["tau", "predictor"] if summary["predictor"].nunique() > 1 else ["tau"]
+    byol = summary[summary["method"] == "byol"].groupby(keys)["linear_acc_mean"].max()
+    raft = summary[summary["method"] == "raft"].groupby(keys)["linear_acc_mean"].max()
     both = sorted(set(byol.index) & set(raft.index))
     if both:
-        lines += ["", "**BYOL against the best RAFT at each EMA decay** (linear accuracy):", "",
-                  "| tau | BYOL | best RAFT |", "|---|---|---|"]  # fmt: skip
-        lines += [f"| {t:g} | {byol[t]:.4f} | {raft[t]:.4f} |" for t in both]
+        where = "EMA decay and predictor" if len(keys) == 2 else "EMA decay"
+        lines += ["", f"**BYOL against the best RAFT at each {where}** (linear accuracy):", "",
+                  f"| {' | '.join(keys)} | BYOL | best RAFT |", "|---" * (len(keys) + 2) + "|"]  # fmt: skip
+        for k in both:
+            cells = " | ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in (k if len(keys) == 2 else (k,)))
+            lines.append(f"| {cells} | {byol[k]:.4f} | {raft[k]:.4f} |")
     return lines
+
+
+def setup(spec: StudySpec) -> list[str]:
+    """What was run, at what scale: the first thing to know before reading any number."""
+    b = spec.base
+    images = f"{b.data.n_train or 'all'} train / {b.data.n_test or 'all'} test images"
+    model = f"{b.model.backbone}" + (f" (width {b.model.width}, {b.model.depth} blocks)" if b.model.backbone == "convnet" else "")
+    return ["## Setup", "",
+            f"{b.data.name}{f' `{Path(b.data.root).name}`' if b.data.root else ''} ({images}); {model}, projector {b.model.proj_hidden}->{b.model.proj_dim}, "
+            f"predictor {b.model.predictor} unless varied; {b.train.epochs} epochs, batch {b.train.batch_size}, "
+            f"{b.optim.name} lr {b.optim.lr:g} ({b.optim.schedule}); EMA decay {b.teacher.tau:g} unless varied. "
+            f"Varied: {', '.join(spec.space)}; seeds {spec.seeds}; {spec.search.kind} search, "
+            f"scheduler {spec.scheduler.kind}; diagnostics every {b.diagnostics.every or 'no'} epoch(s)."]  # fmt: skip
 
 
 def _spearman(a: pd.Series, b: pd.Series) -> float:
@@ -228,9 +245,12 @@ def write_report(study_path: str, out_dir: Path) -> Path:
     if study is not None:
         export_optuna(study, target / "optuna.sqlite3")
     figs = draw_figures(spec, trials, summary, curves, study, target / "figures")
-    table = summary[[c for c in TABLE_COLUMNS if c in summary]]
+    table = summary[[c for c in TABLE_COLUMNS if c in summary]].copy()
+    if "random_init_linear_acc_mean" in table:  # how far each configuration sits above random init
+        table.insert(table.columns.get_loc("random_init_linear_acc_mean") + 1, "gain_over_random_init",
+                     table["linear_acc_mean"] - table["random_init_linear_acc_mean"])  # fmt: skip
     body = [*answer(spec.name, trials, summary, expected, spec.metric), "",
-            *paper_questions(trials, summary), "",
+            *setup(spec), "", *paper_questions(trials, summary), "",
             "## Configurations (seeds pooled)", "", table.to_markdown(index=False, floatfmt=".4f"), "",
             "## Figures", ""]  # fmt: skip
     for path, caption in figs:

@@ -100,8 +100,8 @@ def heatmap(summary: pd.DataFrame, column: str, path: Path) -> Path | None:
 
 
 def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path | None:
-    """Per configuration (seeds pooled, band = spread), kNN accuracy, projector-output std and, when
-    measured, gradient agreement against the epoch; one column per EMA decay."""
+    """Per configuration (seeds pooled, band = spread), kNN accuracy, projector- and predictor-output
+    std and, when measured, gradient agreement against the epoch; one column per EMA decay."""
     if curves.empty:
         return None
     meta = _with_labels(trials)[["trial_id", "tau", "config", "facet"]]
@@ -109,8 +109,9 @@ def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> P
     if c.empty:
         return None
     c["setting"] = c["config"] + np.where(c["facet"] != "", " / " + c["facet"], "")
-    rows = [(m, label) for m, label in (("knn_acc", "kNN accuracy (fraction)"), ("z_std", "z_std (projector, x sqrt(d))"),
-                                        ("grad_cos", "gradient agreement (cosine)")) if m in c and c[m].notna().any()]  # fmt: skip
+    wanted = (("knn_acc", "kNN accuracy (fraction)"), ("z_std", "z_std (projector, x sqrt(d))"),
+              ("p_std", "p_std (predictor, x sqrt(d))"), ("grad_cos", "gradient agreement (cosine)"))
+    rows = [(m, label) for m, label in wanted if m in c and c[m].notna().any()]
     taus = sorted(c["tau"].unique())
     fig, axes = plt.subplots(len(rows), len(taus), figsize=(4.2 * len(taus) + 2, 3 * len(rows)), squeeze=False,
                              sharex=True, sharey="row")  # fmt: skip

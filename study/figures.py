@@ -89,8 +89,13 @@ def heatmap(summary: pd.DataFrame, column: str, path: Path) -> Path | None:
         sns.heatmap(grid, ax=ax, annot=labels, fmt="", cmap=cmap, vmin=vmin, vmax=vmax, linewidths=0.5,
                     cbar=i == len(facets) - 1, cbar_kws={"label": unit}, annot_kws={"fontsize": 8})  # fmt: skip
         for (r, c), flag in np.ndenumerate(flags):
-            if flag:
-                ax.add_patch(plt.Rectangle((c, r), 1, 1, fill=False, hatch="///", edgecolor="white", lw=0))
+            if flag:  # hatched under the numbers, which get a backing so they stay legible
+                ax.add_patch(plt.Rectangle((c, r), 1, 1, fill=False, hatch="///", edgecolor="white", lw=0, alpha=0.6, zorder=2))
+        for text in ax.texts:
+            if text.get_text().endswith("C"):
+                text.set_zorder(3)
+                text.set_bbox({"facecolor": "black", "alpha": 0.55, "edgecolor": "none", "pad": 1.5})
+                text.set_color("white")
         ax.set_xlabel("")
         ax.set_ylabel("EMA decay τ" if i == 0 else "")
         ax.set_title(facet or title, fontsize=10)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import sys
 import time
 from pathlib import Path
@@ -58,20 +59,36 @@ def epoch_seconds(t: Trial) -> float:
 
 
 def _packed_worker(device: str, images: int, fraction: float, start_at: float, out: mp.Queue) -> None:
-    t = trial(device, images, gpu_memory_fraction=fraction if device.startswith("cuda") else None)
-    while time.time() < start_at:  # every process starts its timed epoch together
-        time.sleep(0.01)
-    out.put(len(t.data.train_x) // 256 * 256 / epoch_seconds(t))
+    try:
+        t = trial(device, images, gpu_memory_fraction=fraction if device.startswith("cuda") else None)
+        while time.time() < start_at:  # every process starts its timed epoch together
+            time.sleep(0.01)
+        out.put(len(t.data.train_x) // 256 * 256 / epoch_seconds(t))
+    except Exception as exc:  # noqa: BLE001 - the parent prints it instead of waiting for a rate
+        out.put(f"{exc.__class__.__name__}: {exc}")
 
 
 def packed_throughput(device: str, images: int, k: int) -> float:
+    """Aggregate images/s of k trial processes; raises with a worker's error instead of hanging."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 25 + 5 * k  # time enough for every process to build its trial
     procs = [ctx.Process(target=_packed_worker, args=(device, images, 1 / k, start_at, out)) for _ in range(k)]
     for p in procs:
         p.start()
-    rates = [out.get(timeout=900) for _ in procs]
+    rates: list[float] = []
+    deadline = time.time() + 600
+    while len(rates) < k:
+        try:
+            got = out.get(timeout=5)
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.time() > deadline:
+                raise RuntimeError(f"{k} packed trials: a worker died (exit codes {dead}) or timed out") from None
+            continue
+        if isinstance(got, str):
+            raise RuntimeError(f"{k} packed trials: {got}")
+        rates.append(got)
     for p in procs:
         p.join()
     return sum(rates)
@@ -96,7 +113,11 @@ def main() -> None:
         print(f"  one trial, {label:32s} {s:7.2f} s/epoch  {args.images / s:9.0f} images/s  ({base / s:.2f}x fp32)")
     one = None
     for k in (int(v) for v in args.packing.split(",")):
-        rate = packed_throughput(args.device, args.images, k)
+        try:
+            rate = packed_throughput(args.device, args.images, k)
+        except RuntimeError as exc:
+            print(f"  {k} packed trial(s): failed: {exc}")
+            break
         one = one or rate / k
         print(f"  {k} packed trial(s): {rate:9.0f} images/s in all, {rate / k:8.0f} each, {rate / one:.2f}x one trial")
 

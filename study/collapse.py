@@ -49,7 +49,9 @@ def uniformity(v: Tensor, t: float = 2.0) -> float:
 
 
 def is_collapsed(proj_std: float, pred_std: float, threshold: float) -> bool:
-    return bool(min(proj_std, pred_std) < threshold) or not math.isfinite(min(proj_std, pred_std))
+    if not (math.isfinite(proj_std) and math.isfinite(pred_std)):
+        return True
+    return bool(min(proj_std, pred_std) < threshold)
 
 
 def collapse_metrics(plain: dict[str, Tensor], view1: dict[str, Tensor], view2: dict[str, Tensor]) -> dict[str, float]:

@@ -159,11 +159,13 @@ class Trial:
         self.online = make_online(cfg.model).to(self.device)
         cuda = self.device.type == "cuda"
         if cuda and cfg.train.gpu_memory_fraction:
-            torch.cuda.set_per_process_memory_fraction(cfg.train.gpu_memory_fraction, self.device)
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            torch.cuda.set_per_process_memory_fraction(cfg.train.gpu_memory_fraction, index)
         self.channels_last = cuda and cfg.train.channels_last
         if self.channels_last:
             self.online.to(memory_format=torch.channels_last)
-        self.bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and cuda)
+        native_bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and later
+        self.bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and native_bf16)
         self.teacher = make_teacher(self.online.encoder)
         # compiled callables share parameters with the modules, which stay the ones saved and averaged
         self.online_fn = torch.compile(self.online) if cfg.train.compile else self.online
@@ -329,7 +331,7 @@ def run_trial(
 
     `report(metrics, state_path)` is called after every epoch and once at the end (with
     `final: True`; not `done`, which Ray Tune reserves); `state_path` is the state just saved, or None.
-    Running out of device memory raises `OutOfMemory`, naming the device, epoch and batch size.
+    Running out of device memory raises `OutOfMemory`, naming the device, backbone and batch size.
     """
     try:
         return _run_trial(cfg, report, checkpoint_dir, data)

@@ -2,7 +2,7 @@
 
 Each function takes frames and a target PNG path, draws one figure, writes it atomically and
 returns the path, or returns None when the study has nothing to show for it (no diagnostics, no
-Optuna, a single configuration). Matplotlib runs headless (Agg).
+Optuna, no evaluated trial yet). Matplotlib runs headless (Agg).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ HEATMAPS = {  # summary column -> (title, colour-bar label, colour map)
     "knn_acc_mean": ("kNN accuracy", "test accuracy (fraction)", "viridis"),
     "proj_std_mean": ("Projector-output std x sqrt(d)", "normalised std (1 = isotropic, 0 = collapsed)", "magma"),
     "proj_rank_mean": ("Projector-output effective rank (RankMe)", "effective rank (dimensions)", "magma"),
-    "avg_grad_cos_mean": ("Gradient agreement, BYOL vs RAFT", "gradient cosine (mean over epochs)", "coolwarm"),
-    "collapse_epoch_mean": ("Epoch where collapse set in", "first epoch with z_std or p_std < threshold", "rocket"),
+    "avg_grad_cos_mean": ("Gradient agreement, BYOL vs RAFT (BYOL cells: against RAFT with alpha = beta = 1)",
+                          "gradient cosine (mean over epochs)", "coolwarm"),
+    "collapse_epoch_mean": ("Epoch where collapse set in (training batches; mean over the seeds that collapsed)",
+                            "first epoch with z_std or p_std < threshold", "rocket"),
 }
 
 

@@ -40,15 +40,20 @@ def _label(row: pd.Series) -> str:
     return f"{row['method']} tau={row['tau']:g}{beta} predictor={row['predictor']}"
 
 
-def answer(name: str, trials: pd.DataFrame, summary: pd.DataFrame, expected: int, metric: str) -> list[str]:
+def answer(
+    name: str, trials: pd.DataFrame, summary: pd.DataFrame, expected: int, metric: str, mode: str = "max"
+) -> list[str]:
     """The opening lines of the report: what the study found, and how complete it is."""
     lines = [f"# Study `{name}`", ""]
     finished = trials["status"].isin(["completed", "stopped"]).sum()
     lines.append(f"{finished} of {expected} trials reached a final evaluation.")
     if summary.empty:
         return [*lines, "", "No trial has been evaluated yet."]
-    col = f"{metric}_mean" if f"{metric}_mean" in summary else "linear_acc_mean"
-    best = summary.loc[summary[col].idxmax()]
+    col = f"{metric}_mean"
+    if col not in summary or summary[col].isna().all():
+        lines += ["", f"(The study's metric {metric} was not reported; ranking by linear accuracy.)"]
+        col, mode = "linear_acc_mean", "max"
+    best = summary.loc[summary[col].idxmax() if mode == "max" else summary[col].idxmin()]
     std = best.get(col.replace("_mean", "_std"))
     spread = "" if pd.isna(std) else f" ± {std:.4f}"
     lines += ["", f"**Best:** {_label(best)}: {col.removesuffix('_mean')} {best[col]:.4f}{spread} "
@@ -81,7 +86,7 @@ def setup(spec: StudySpec) -> list[str]:
             f"{b.data.name}{f' `{Path(b.data.root).name}`' if b.data.root else ''} ({images}); {model}, projector {b.model.proj_hidden}->{b.model.proj_dim}, "
             f"predictor {b.model.predictor} unless varied; {b.train.epochs} epochs, batch {b.train.batch_size}, "
             f"{b.optim.name} lr {b.optim.lr:g} ({b.optim.schedule}); EMA decay {b.teacher.tau:g} unless varied. "
-            f"Varied: {', '.join(spec.space)}; seeds {spec.seeds}; {spec.search.kind} search, "
+            f"Varied: {', '.join(spec.space) or 'nothing'}; seeds {spec.seeds}; {spec.search.kind} search, "
             f"scheduler {spec.scheduler.kind}; diagnostics every {b.diagnostics.every or 'no'} epoch(s)."]  # fmt: skip
 
 
@@ -90,15 +95,22 @@ def _spearman(a: pd.Series, b: pd.Series) -> float:
 
 
 def paper_questions(trials: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
-    """The RAFT paper's questions, answered with the study's diagnostics (empty without them)."""
+    """The RAFT paper's questions, answered with the study's diagnostics and per-epoch curves."""
     lines = ["## Is BYOL really RAFT here? (diagnostics)", ""]
     agree = summary.dropna(subset=["avg_grad_cos_mean"]) if "avg_grad_cos_mean" in summary else summary.iloc[0:0]
     if agree.empty:
-        return [*lines, "No diagnostics were recorded (set `diagnostics.every` in the spec to measure them)."]
+        lines.append("No gradient diagnostics were recorded (set `diagnostics.every` in the spec to measure them).")
+    else:
+        lines += _agreement(agree)
+    return [*lines, *_collapse_timing(trials)]
+
+
+def _agreement(agree: pd.DataFrame) -> list[str]:
     hi, lo = agree.loc[agree["avg_grad_cos_mean"].idxmax()], agree.loc[agree["avg_grad_cos_mean"].idxmin()]
-    lines += ["**Where the gradients of BYOL and RAFT agree** (cosine of the two gradients on the same batch, "
-              "with the trial's alpha and beta, mean over the measured epochs; 1 = same direction): "
-              f"most at {_label(hi)} ({hi['avg_grad_cos_mean']:+.3f}), least at {_label(lo)} ({lo['avg_grad_cos_mean']:+.3f})."]  # fmt: skip
+    lines = ["**Where the gradients of BYOL and RAFT agree** (cosine of the two gradients on the same batch, "
+             "RAFT with the trial's alpha and beta, in BYOL trials `method.alpha` and `method.beta`, 1 and 1 "
+             "unless set; mean over the measured epochs; 1 = same direction): "
+             f"most at {_label(hi)} ({hi['avg_grad_cos_mean']:+.3f}), least at {_label(lo)} ({lo['avg_grad_cos_mean']:+.3f})."]  # fmt: skip
     raft = agree[agree["method"] == "raft"]
     if raft["beta"].nunique() > 1:
         by_beta = raft.groupby("beta")["avg_grad_cos_mean"].mean()
@@ -111,15 +123,6 @@ def paper_questions(trials: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
         rho = _spearman(agree["avg_grad_cos_mean"], agree["linear_acc_mean"])
         lines += ["", f"**Does agreement go with accuracy?** Spearman rank correlation between agreement and "
                   f"linear accuracy over {len(agree)} configurations: {rho:+.2f}."]  # fmt: skip
-    fell = trials.dropna(subset=["collapse_epoch"])
-    trained = int((trials["epochs_done"] > 0).sum())
-    if fell.empty:
-        lines += ["", f"**When collapse sets in:** no trial's z_std or p_std fell below its threshold ({trained} trained)."]
-    else:
-        first = fell.loc[fell["collapse_epoch"].idxmin()]
-        lines += ["", f"**When collapse sets in:** {len(fell)} of {trained} trials that trained collapsed during training, "
-                  f"at epoch {fell['collapse_epoch'].median():g} (median); first {_label(first)} at epoch "
-                  f"{first['collapse_epoch']:g}."]  # fmt: skip
     if "avg_pred_eig_align_mean" in agree and agree["avg_pred_eig_align_mean"].notna().any():
         lin = agree.dropna(subset=["avg_pred_eig_align_mean"])
         lines += ["", "**Linear predictors:** eigenvector alignment with the correlation of their inputs (1 = aligned, "
@@ -127,6 +130,21 @@ def paper_questions(trials: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
                   f"{lin['avg_pred_eig_align_mean'].max():.3f}; distance from the identity from "
                   f"{lin['avg_pred_identity_dist_mean'].min():.3f} to {lin['avg_pred_identity_dist_mean'].max():.3f}."]  # fmt: skip
     return lines
+
+
+def _collapse_timing(trials: pd.DataFrame) -> list[str]:
+    """When collapse set in: the first epoch whose training-batch z_std or p_std fell below the
+    trial's collapse threshold (a trial may dip and recover, so this can differ from `collapsed`)."""
+    if "collapse_epoch" not in trials:  # no per-epoch curves to read it from
+        return []
+    fell = trials.dropna(subset=["collapse_epoch"])
+    trained = int((trials["epochs_done"] > 0).sum())
+    if fell.empty:
+        return ["", f"**When collapse sets in:** no trial's z_std or p_std fell below its threshold ({trained} trained)."]
+    first = fell.loc[fell["collapse_epoch"].idxmin()]
+    return ["", f"**When collapse sets in:** in {len(fell)} of {trained} trials that trained, the "
+            f"training batches' z_std or p_std fell below the threshold, at epoch {fell['collapse_epoch'].median():g} "
+            f"(median); first {_label(first)} at epoch {first['collapse_epoch']:g}."]  # fmt: skip
 
 
 def missing(trials: pd.DataFrame, expected: int, without_curves: list[str] = ()) -> list[str]:
@@ -249,7 +267,7 @@ def write_report(study_path: str, out_dir: Path) -> Path:
     if "random_init_linear_acc_mean" in table:  # how far each configuration sits above random init
         table.insert(table.columns.get_loc("random_init_linear_acc_mean") + 1, "gain_over_random_init",
                      table["linear_acc_mean"] - table["random_init_linear_acc_mean"])  # fmt: skip
-    body = [*answer(spec.name, trials, summary, expected, spec.metric), "",
+    body = [*answer(spec.name, trials, summary, expected, spec.metric, spec.mode), "",
             *setup(spec), "", *paper_questions(trials, summary), "",
             "## Configurations (seeds pooled)", "", table.to_markdown(index=False, floatfmt=".4f"), "",
             "## Figures", ""]  # fmt: skip
@@ -275,7 +293,7 @@ def compare(a: str, b: str, out_dir: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     lines = [f"# `{names[0]}` against `{names[1]}`", ""]
     for name, (spec, trials, summary) in zip(names, frames, strict=True):
-        head = answer(name, trials, summary, trial_count(spec), spec.metric)
+        head = answer(name, trials, summary, trial_count(spec), spec.metric, spec.mode)
         lines += [f"**{name}:** " + " ".join(line for line in head[2:5] if line), ""]
     keys = [k for k in CONFIG_KEYS if all(k in s for _, _, s in frames)]
     shown = ["seeds", "linear_acc_mean", "linear_acc_std", "knn_acc_mean", "collapsed_frac"]
@@ -316,12 +334,18 @@ def main(argv: list[str] | None = None) -> int:
         names = args.names or sorted(p.parent.name for p in storage.glob(f"*/{SPEC_FILE}"))
         if not names:
             raise ConfigError(f"--storage: no studies under {storage}")
-        for name in names:
-            print(f"wrote {write_report(_study_path(storage, name), args.out)}/report.md", flush=True)
+        paths = [_study_path(storage, name) for name in names]
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    failed = 0
+    for name, path in zip(names, paths, strict=True):  # one unreadable study does not stop the others
+        try:
+            print(f"wrote {write_report(path, args.out)}/report.md", flush=True)
+        except Exception as exc:  # noqa: BLE001 - reported per study, with its name
+            print(f"error: {name}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ FINAL_METRICS = ("linear_acc", "knn_acc", "random_init_linear_acc", "random_init
 HISTORY_MEANS = ("grad_cos", "grad_cos_encoder", "grad_cos_projector", "grad_cos_predictor", "pred_eig_align",
                  "pred_identity_dist", "teacher_dist")  # fmt: skip
 METRICS = (*FINAL_METRICS, "collapse_epoch", *(f"avg_{d}" for d in HISTORY_MEANS))
+TRIAL_COLUMNS = ("trial_id", "status", "method", "tau", "alpha", "beta", "predictor", "pred_lr_mult", "lr",
+                 "weight_decay", "seed", "epochs_done", *FINAL_METRICS, "collapsed", "collapse_std", "reason")  # fmt: skip
 CONFIG_COLUMNS = ("method", "tau", "alpha", "beta", "predictor", "pred_lr_mult", "lr", "weight_decay")
 
 
@@ -96,7 +98,9 @@ def trials_frame(path: str) -> pd.DataFrame:
             **{m: last.get(m, float("nan")) for m in FINAL_METRICS},
             "collapsed": last.get("collapsed"), "collapse_std": cfg.eval.collapse_std, "reason": reason,
         })  # fmt: skip
-    return pd.DataFrame(rows).sort_values("trial_id", ignore_index=True) if rows else pd.DataFrame(rows)
+    if not rows:  # a study with no trial yet (an Optuna study before its first proposal)
+        return pd.DataFrame(columns=TRIAL_COLUMNS)
+    return pd.DataFrame(rows).sort_values("trial_id", ignore_index=True)
 
 
 def curves_frame(path: str) -> pd.DataFrame:

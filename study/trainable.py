@@ -39,7 +39,10 @@ def restore_furthest(candidates: list[tune.Checkpoint], into: Path) -> None:
     Tune restores a trial from the last checkpoint its snapshot recorded, and that snapshot can lag
     the trial's last report: a result processed while the run stops on Ctrl-C, or a driver killed
     between a report and its snapshot. The newer checkpoint is already in the trial's folder, so
-    resuming from it trains no epoch twice.
+    resuming from it trains no epoch twice. (Tune then numbers its next checkpoint from the one it
+    recorded and may rewrite that newer folder in place; a kill during that copy leaves it
+    unreadable, and the next resume falls back to the one Tune recorded: epochs are retrained, but
+    nothing wrong is read.)
     """
     best: tuple[tuple[bool, int], Path] | None = None
     for i, checkpoint in enumerate(candidates):
@@ -47,12 +50,18 @@ def restore_furthest(candidates: list[tune.Checkpoint], into: Path) -> None:
         try:
             checkpoint.to_directory(str(copy))
         except OSError:  # deleted by Tune's num_to_keep while we listed it, or unreadable
+            shutil.rmtree(copy, ignore_errors=True)
             continue
         progress = saved_progress(copy / STATE_FILE)
         if progress is not None and (best is None or progress > best[0]):
+            if best is not None:
+                shutil.rmtree(best[1])
             best = (progress, copy)
+        else:
+            shutil.rmtree(copy)
     if best is not None:
         shutil.copytree(best[1], into, dirs_exist_ok=True)
+        shutil.rmtree(best[1])
 
 
 def run_tune_trial(config: dict[str, Any], spec_json: dict[str, Any]) -> None:

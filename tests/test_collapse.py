@@ -58,4 +58,5 @@ def test_collapse_epoch_is_the_first_epoch_below_threshold():
     assert collapse_epoch([0.9, 0.5, 0.05, 0.01], [0.9, 0.6, 0.5, 0.02], 0.1) == 3
     assert collapse_epoch([0.9, 0.8], [0.9, 0.05], 0.1) == 2
     assert collapse_epoch([0.9, float("nan")], [0.9, 0.9], 0.1) == 2
+    assert collapse_epoch([0.9, 0.9], [0.9, float("nan")], 0.1) == 2
     assert collapse_epoch([0.9, 0.8], [0.9, 0.8], 0.1) is None

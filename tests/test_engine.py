@@ -130,8 +130,7 @@ def test_missing_cuda_is_a_config_error():
 
 
 def test_precision_auto_is_fp32_on_cpu_and_bf16_autocast_trains():
-    base = dict(train={"epochs": 1}, eval={"random_init_baseline": False})
-    fp32 = run_trial(tiny_config(**base)).history[0]
+    fp32 = run_trial(tiny_config(train={"epochs": 1, "precision": "fp32"}, eval={"random_init_baseline": False})).history[0]
     auto = run_trial(tiny_config(train={"epochs": 1, "precision": "auto"}, eval={"random_init_baseline": False})).history[0]
     bf16 = run_trial(tiny_config(train={"epochs": 1, "precision": "bf16"}, eval={"random_init_baseline": False})).history[0]
     assert auto["loss"] == fp32["loss"]  # CPU runs keep their fp32 numbers

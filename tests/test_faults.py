@@ -3,6 +3,7 @@
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,7 +69,8 @@ def test_run_cli_says_the_disk_is_full_and_how_to_resume(monkeypatch, capsys, tm
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "studies" / "x" / "state.pt"))
 
     monkeypatch.setattr(study.runner, "run_study", full)
-    code = main(["search_spaces/quickstart.yaml", "--storage", str(tmp_path / "studies")])
+    spec = Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml"
+    code = main([str(spec), "--storage", str(tmp_path / "studies")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("error: no space left on the device (") and "rerun the same command to resume" in err
 

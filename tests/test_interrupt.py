@@ -74,7 +74,8 @@ def check_partial_report(study: Path, out: Path, expected: int) -> None:
     assert done < expected and f"{done} of {expected} trials reached a final evaluation." in text
     gaps = text.split("## What is missing")[1]
     assert "Nothing: every trial completed." not in gaps
-    listed = gaps.count("\n- ") + sum(int(n) - 1 for n in re.findall(r"- (\d+) trial\(s\) not started", gaps))
+    status_lines = re.findall(r"\n- \S+ \(.*\): (unfinished|errored|diverged)", gaps)  # stopped ones count as done
+    listed = len(status_lines) + sum(int(n) for n in re.findall(r"- (\d+) trial\(s\) not started", gaps))
     assert listed == expected - done, gaps
     assert re.search(r"unfinished, (trained \d+ of \d+ epochs so far|not started)", gaps), gaps
 
@@ -173,6 +174,8 @@ def test_a_killed_worker_resumes_its_trial_from_its_last_checkpoint(tmp_path):
         if mid and len(workers) == 2:
             break
         time.sleep(0.2)
+    else:
+        pytest.fail("no moment with both workers training and a trial past its first checkpoint")
     os.kill(workers[0], signal.SIGKILL)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
@@ -196,9 +199,17 @@ def test_repeated_driver_kills_lose_nothing_and_leave_optuna_clean(tmp_path):
     study = storage / "cut"
     rng = random.Random(0)
     finished: dict[str, list[dict]] = {}
-    for _ in range(3):
+    for round_ in range(3):
         proc = _start(spec, storage)
-        time.sleep(rng.uniform(8.0, 20.0))
+        if round_ == 0:  # during start-up, before or as the first trials start
+            time.sleep(rng.uniform(3.0, 10.0))
+        else:  # mid-training: once this round has reported a few epochs, plus a random moment
+            seen = sum(len(r) for r in _results(study).values())
+            deadline = time.monotonic() + 240
+            while sum(len(r) for r in _results(study).values()) < seen + 3 and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0.0, 3.0))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         res = _results(study)

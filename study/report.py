@@ -202,7 +202,8 @@ def optuna_importances(study: object) -> dict[str, float]:
 
 
 def export_optuna(study: object, path: Path) -> None:
-    """Copy an Optuna study into an SQLite file that optuna-dashboard opens (written then renamed)."""
+    """Copy an Optuna study into an SQLite file that optuna-dashboard opens (written then renamed).
+    It is the searcher's own study: a `log1m` dimension appears as 1 - value, the scale it searched."""
     import optuna
 
     tmp = path.with_name(f".{path.name}.tmp")

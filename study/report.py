@@ -1,7 +1,7 @@
 """Write a study's tables, figures and a report that opens with the answer:
 
-    python -m study.report [NAME ...] [--storage DIR] [--out reports/]
-    python -m study.report --compare A B [--storage DIR] [--out reports/]
+    python -m study.report [NAME ...] [--storage DIR_OR_URI] [--out reports/]
+    python -m study.report --compare A B [--storage DIR_OR_URI] [--out reports/]
 
 For each study (all under the storage when no name is given) it writes `reports/<name>/`:
 `trials.csv` (one row per trial), `summary.csv` (seeds pooled), `figures/*.png`, `report.md` and
@@ -27,6 +27,7 @@ from study.config import ConfigError
 from study.io import atomic_write
 from study.results import curves_frame, load_spec_of, optuna_study, summary_frame, trials_frame, with_history
 from study.runner import SPEC_FILE, trial_count
+from study import storage
 from study.spec import StudySpec
 
 TABLE_COLUMNS = ["method", "tau", "beta", "predictor", "seeds", "linear_acc_mean", "linear_acc_std", "knn_acc_mean",
@@ -312,30 +313,31 @@ def compare(a: str, b: str, out_dir: Path) -> Path:
     return target
 
 
-def _study_path(storage: Path, name: str) -> str:
-    path = storage / name
-    if "/" in name or not (path / SPEC_FILE).is_file():
-        raise ConfigError(f"{name}: no study of that name under {storage}")
-    return str(path.resolve())
+def _study_path(location: str, name: str) -> str:
+    path = storage.join(location, name)
+    if "/" in name or not storage.exists(storage.join(path, SPEC_FILE)):
+        raise ConfigError(f"{name}: no study of that name under {location}")
+    return path if storage.is_uri(path) else str(Path(path).resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.report", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="studies to report (default: all under the storage)")
-    parser.add_argument("--storage", default="studies", help="folder of studies (default: studies/)")
+    parser.add_argument("--storage", default="studies", help="folder or URI (s3://, gs://, file://) of studies (default: studies/)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="where reports go (default: reports/)")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="put two studies side by side")
     args = parser.parse_args(argv)
-    storage = Path(args.storage)
+    location = args.storage
     try:
         if args.compare:
-            a, b = (_study_path(storage, n) for n in args.compare)
+            a, b = (_study_path(location, n) for n in args.compare)
             print(f"wrote {compare(a, b, args.out)}/report.md")
             return 0
-        names = args.names or sorted(p.parent.name for p in storage.glob(f"*/{SPEC_FILE}"))
+        names = args.names or [n for n in storage.names_in(location)
+                                if storage.exists(storage.join(storage.join(location, n), SPEC_FILE))]  # fmt: skip
         if not names:
-            raise ConfigError(f"--storage: no studies under {storage}")
-        paths = [_study_path(storage, name) for name in names]
+            raise ConfigError(f"--storage: no studies under {location}")
+        paths = [_study_path(location, name) for name in names]
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from study import storage
 from study.collapse import collapse_epoch
 from study.spec import StudySpec, trial_config
 
@@ -35,7 +36,8 @@ CONFIG_COLUMNS = ("method", "tau", "alpha", "beta", "predictor", "pred_lr_mult",
 
 
 def load_spec_of(path: str) -> StudySpec:
-    return StudySpec.model_validate(json.loads((Path(path) / "raft_study.json").read_text()))
+    """The spec a study was started with (raft_study.json in its folder, local or behind a URI)."""
+    return StudySpec.model_validate(json.loads(storage.read_bytes(storage.join(path, "raft_study.json"))))
 
 
 def error_line(trial: Any) -> str:
@@ -157,10 +159,10 @@ def optuna_study(path: str) -> Any | None:
     import optuna
 
     # one file per session of the study, named by its start time: the newest session holds the newest state
-    saved = sorted(Path(path).glob("searcher-state-*.pkl"))
+    saved = [n for n in storage.names_in(path) if n.startswith("searcher-state-") and n.endswith(".pkl")]
     if not saved:
         return None
-    state = read_while_written(lambda: pickle.loads(saved[-1].read_bytes()))
+    state = read_while_written(lambda: pickle.loads(storage.read_bytes(storage.join(path, saved[-1]))))
     stack, seen = [state], set()
     while stack:  # the searcher may sit inside Tune's wrappers (a ConcurrencyLimiter): look through
         node = stack.pop()

@@ -21,6 +21,7 @@ from typing import Any
 from study.config import ConfigError
 from study.io import write_json
 from study.spec import StudySpec, describe, expand
+from study.storage import is_uri
 
 SPEC_FILE = "raft_study.json"
 
@@ -32,10 +33,6 @@ SPEC_FILE = "raft_study.json"
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_GLOBAL_CHECKPOINT_S": "0",
            "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}  # fmt: skip
-
-
-def is_uri(storage: str) -> bool:
-    return "://" in storage
 
 
 def experiment_path(storage: str, name: str) -> str:

@@ -79,6 +79,11 @@ def test_grid_study_runs_every_trial_once(tmp_path, local_ray, monkeypatch):
     assert text.startswith("# Study `grid`\n\n4 of 4 trials reached a final evaluation.") and "**Best:**" in text
     assert "Nothing: every trial completed." in text
     _check_figures_and_diagnostics(out, tmp_path / "grid", trials)
+    # the same study read through a URI (file:// standing in for s3://) gives the same tables
+    from study.report import main as report_main
+
+    assert report_main(["grid", "--storage", f"file://{tmp_path}", "--out", str(tmp_path / "via-uri")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "via-uri" / "grid" / "trials.csv"), trials)
     # a result file cut mid-line (a crash during Tune's append): the report still comes, and says so
     damaged = tmp_path / "grid" / trials["trial_id"].iloc[0] / "result.json"
     damaged.write_bytes(damaged.read_bytes()[:-40])

@@ -25,16 +25,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pipeline import fake_cifar  # noqa: E402
 from study.config import TrialConfig  # noqa: E402
-from study.data import ImageData  # noqa: E402
 from study.engine import Trial  # noqa: E402
-
-
-def fake_cifar(n: int) -> ImageData:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    return ImageData(x, y, x[:1000], y[:1000], tuple(map(str, range(10))), torch.full((3,), 0.5), torch.full((3,), 0.25))
 
 
 def trial(device: str, images: int, **train: object) -> Trial:
@@ -43,7 +36,7 @@ def trial(device: str, images: int, **train: object) -> Trial:
         "method": {"name": "byol"}, "train": {"device": device, "batch_size": 256, "epochs": 1, **train},
         "eval": {"random_init_baseline": False},
     })  # fmt: skip
-    return Trial(cfg, fake_cifar(images))
+    return Trial(cfg, fake_cifar(images, 1000))
 
 
 def epoch_seconds(t: Trial) -> float:

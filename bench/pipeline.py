@@ -33,6 +33,15 @@ from study.data import ImageData  # noqa: E402
 from study.engine import Trial, evaluate  # noqa: E402
 
 
+def fake_cifar(n_train: int, n_test: int) -> ImageData:
+    """Random uint8 images of CIFAR-10's shape: a step's cost does not depend on pixel values."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n_train + n_test,), generator=g)
+    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
+    return ImageData(x[:n_train], y[:n_train], x[n_train:], y[n_train:], tuple(map(str, range(10))), mean, std)
+
+
 def image_data(archive: Path, n_train: int, n_test: int) -> ImageData:
     """CIFAR-10 from the shared copy, or random images of its shape when the copy is absent."""
     if archive.is_file():
@@ -40,11 +49,7 @@ def image_data(archive: Path, n_train: int, n_test: int) -> ImageData:
         from study.data import load_data
 
         return load_data(DataConfig(name="imagefolder", root=str(archive), n_train=n_train, n_test=n_test))
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (n_train + n_test,), generator=g)
-    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
-    return ImageData(x[:n_train], y[:n_train], x[n_train:], y[n_train:], tuple(map(str, range(10))), mean, std)
+    return fake_cifar(n_train, n_test)
 
 
 def timed_steps(trial: Trial, batches: list, make_views, sync) -> float:

@@ -27,8 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from study.augment import crop_flip, normalize, plain, to_unit  # noqa: E402
 from study.config import TrialConfig  # noqa: E402
-from study.engine import Trial, embed  # noqa: E402
-from study.evaluate import linear_probe  # noqa: E402
+from study.engine import Trial, embed, probe  # noqa: E402
 
 
 def augmented_protocol(trial: Trial, epochs: int, batch: int = 256, lr: float = 0.1) -> float:
@@ -60,16 +59,9 @@ def augmented_protocol(trial: Trial, epochs: int, batch: int = 256, lr: float = 
         return float((head(test).argmax(1) == d.test_y).float().mean())
 
 
-def ours(trial: Trial) -> float:
-    d, e = trial.data, trial.cfg.eval
-    to_input = lambda x: plain(x, d.mean, d.std)  # noqa: E731
-    train, test = embed(trial.online, d.train_x, to_input)["feat"], embed(trial.online, d.test_x, to_input)["feat"]
-    return linear_probe(train, d.train_y, test, d.test_y, len(d.classes), e.linear_l2, e.linear_max_iter)
-
-
 def compare(trial: Trial, label: str, probe_epochs: int) -> None:
     start = time.perf_counter()
-    a = ours(trial)
+    a = probe(trial.online, trial.data, trial.cfg)[0]["linear_acc"]  # the engine's own evaluation
     mid = time.perf_counter()
     b = augmented_protocol(trial, probe_epochs)
     end = time.perf_counter()

@@ -214,6 +214,13 @@ def subset(data: ImageData, n_train: int | None, n_test: int | None, seed: int) 
     return replace(data, train_x=tx, train_y=ty, test_x=vx, test_y=vy, mean=mean, std=std)
 
 
+def check_batch_fits(batch_size: int, data: ImageData) -> None:
+    """A training batch must fit in the train split: one message wherever it is checked."""
+    n = len(data.train_x)
+    if batch_size > n:
+        raise ConfigError(f"train.batch_size={batch_size} is larger than the train split ({n} images)")
+
+
 @functools.lru_cache(maxsize=1)
 def load_data(cfg: DataConfig) -> ImageData:
     """The configured data set on the CPU, subset as asked. The last one stays cached, so a Ray

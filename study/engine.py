@@ -22,7 +22,7 @@ from torch import Tensor
 from study.augment import augment, plain
 from study.collapse import collapse_metrics, is_collapsed, spread
 from study.config import ConfigError, OptimConfig, TrialConfig
-from study.data import ImageData, load_data
+from study.data import ImageData, check_batch_fits, load_data
 from study.diagnostics import diagnose
 from study.evaluate import knn_accuracy, linear_probe
 from study.io import atomic_write
@@ -153,8 +153,7 @@ class Trial:
             torch.set_num_threads(cfg.train.num_threads)
         self.data = (data if data is not None else load_data(cfg.data)).to(self.device)
         n = len(self.data.train_x)
-        if cfg.train.batch_size > n:
-            raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the train split ({n} images)")
+        check_batch_fits(cfg.train.batch_size, self.data)
         torch.manual_seed(cfg.train.seed)
         self.online = make_online(cfg.model).to(self.device)
         cuda = self.device.type == "cuda"
@@ -227,10 +226,10 @@ class Trial:
             g["lr"] = g["base_lr"] * f
         return self.optimizer.param_groups[0]["lr"]
 
-    def views(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Two augmented, normalised views of a uint8 batch, drawn from the trial's generator."""
-        cfg, d = self.cfg, self.data
-        return augment(images, cfg.augment, 0, d.mean, d.std, self.gen), augment(images, cfg.augment, 1, d.mean, d.std, self.gen)
+    def views(self, images: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Two augmented, normalised views of a uint8 batch, drawn from `gen` (the trial's by default)."""
+        cfg, d, gen = self.cfg, self.data, gen or self.gen
+        return augment(images, cfg.augment, 0, d.mean, d.std, gen), augment(images, cfg.augment, 1, d.mean, d.std, gen)
 
     def train_step(self, images: Tensor, tau: float) -> Tensor:
         """One optimisation step; returns the logged terms as a detached tensor (no host sync)."""
@@ -297,8 +296,7 @@ class Trial:
         gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 2)
         n = min(cfg.diagnostics.batch_size, len(d.train_x))
         images = d.train_x[torch.randperm(len(d.train_x), generator=gen, device=self.device)[:n]]
-        x1, x2 = (augment(images, cfg.augment, v, d.mean, d.std, gen) for v in (0, 1))
-        return diagnose(self.online, self.teacher, x1, x2, cfg.method.alpha, cfg.method.beta)
+        return diagnose(self.online, self.teacher, *self.views(images, gen), cfg.method.alpha, cfg.method.beta)
 
     def knn_check(self) -> float:
         train, test = plain_embeddings(self.online, self.data)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from study.config import ConfigError
 from study.io import atomic_write
-from study.results import curves_frame, load_spec_of, optuna_study, summary_frame, trials_frame, with_history
+from study.results import analysis_of, curves_frame, load_spec_of, optuna_study, summary_frame, trials_frame, with_history
 from study.runner import SPEC_FILE, trial_count
 from study import storage
 from study.spec import StudySpec
@@ -247,8 +247,9 @@ def _write_pages(target: Path, lines: list[str], title: str) -> None:
 def study_frames(study_path: str) -> tuple[StudySpec, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """spec, trials (with what their curves say), seed-pooled summary, per-epoch curves."""
     spec = load_spec_of(study_path)
-    curves = curves_frame(study_path)
-    trials = with_history(trials_frame(study_path), curves)
+    analysis = analysis_of(study_path)  # read once: both frames come from it
+    curves = curves_frame(study_path, analysis)
+    trials = with_history(trials_frame(study_path, analysis), curves)
     return spec, trials, summary_frame(trials), curves
 
 

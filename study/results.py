@@ -63,7 +63,7 @@ def read_while_written(read: Callable[[], T], attempts: int = 10, pause_s: float
     raise AssertionError("unreachable")
 
 
-def _analysis(path: str) -> Any:
+def analysis_of(path: str) -> Any:
     """Tune's ExperimentAnalysis of a study, quiet about trials that have no results yet."""
     import logging
 
@@ -73,14 +73,14 @@ def _analysis(path: str) -> Any:
     return read_while_written(lambda: ExperimentAnalysis(path))
 
 
-def trials_frame(path: str) -> pd.DataFrame:
-    """One row per trial of the study stored at `path`."""
+def trials_frame(path: str, analysis: Any | None = None) -> pd.DataFrame:
+    """One row per trial of the study stored at `path` (read through `analysis` when given)."""
     from study.runner import outcome
     from study.trainable import params_of
 
     spec = load_spec_of(path)
     rows = []
-    for trial in _analysis(path).trials:
+    for trial in (analysis or analysis_of(path)).trials:
         last = trial.last_result or {}
         cfg = trial_config(spec, params_of(trial.config))
         status = outcome(trial)
@@ -105,9 +105,9 @@ def trials_frame(path: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("trial_id", ignore_index=True)
 
 
-def curves_frame(path: str) -> pd.DataFrame:
+def curves_frame(path: str, analysis: Any | None = None) -> pd.DataFrame:
     """One row per trial and trained epoch: every per-epoch metric the trial reported."""
-    frames = [df for df in _analysis(path).trial_dataframes.values() if not df.empty and "epoch" in df]
+    frames = [df for df in (analysis or analysis_of(path)).trial_dataframes.values() if not df.empty and "epoch" in df]
     if not frames:
         return pd.DataFrame(columns=["trial_id", "epoch"])
     curves = pd.concat(frames, ignore_index=True)

@@ -176,15 +176,13 @@ def prepare_data(spec: StudySpec) -> None:
     """Load the base data set once in the driver, so a download or a first decode happens once
     (into its root or the decode cache), not in every trial at the same time, and a missing data
     set, or a batch larger than its train split, is refused before any trial starts."""
-    from study.data import load_data
+    from study.data import check_batch_fits, load_data
 
     if any(key == "data" or key.startswith("data.") for key in spec.space):
         return
-    n = len(load_data(spec.base.data).train_x)
+    data = load_data(spec.base.data)
     sizes = spec.space["train.batch_size"].values if "train.batch_size" in spec.space else [spec.base.train.batch_size]
-    too_big = [b for b in sizes if isinstance(b, int) and b > n]
-    if too_big:
-        raise ConfigError(f"train.batch_size={max(too_big)} is larger than the train split ({n} images)")
+    check_batch_fits(max((b for b in sizes if isinstance(b, int)), default=0), data)
 
 
 def init_ray(address: str | None) -> None:

@@ -60,8 +60,8 @@ def restore_furthest(candidates: list[tune.Checkpoint], into: Path) -> None:
         else:
             shutil.rmtree(copy)
     if best is not None:
-        shutil.copytree(best[1], into, dirs_exist_ok=True)
-        shutil.rmtree(best[1])
+        into.rmdir()  # empty: made for the state, now replaced by the winning copy
+        best[1].rename(into)
 
 
 def run_tune_trial(config: dict[str, Any], spec_json: dict[str, Any]) -> None:

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from study.augment import augment, color_jitter, crop_flip, gaussian_blur, grayscale, plain, solarize, to_unit

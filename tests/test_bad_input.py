@@ -12,7 +12,7 @@ import yaml
 
 from study.run import main
 from tests.conftest import tiny_tree
-from tests.test_data import _corrupt_image, _make_folder, _no_dog_images, _no_test_split
+from tests.test_data import _corrupt_image, _no_dog_images, _no_test_split
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import IO, Any
 
 
+# The process's umask, read once at import (reading it means setting it): new files get the
+# permissions an ordinary open() would give them, not mkstemp's owner-only 0600.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Write to a temporary file beside `path`, fsync, then rename over it."""
@@ -18,6 +24,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

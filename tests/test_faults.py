@@ -39,6 +39,14 @@ def test_a_full_disk_leaves_the_previous_file_and_no_temporary(tmp_path, monkeyp
     assert target.read_text() == "previous" and [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
+def test_an_atomic_write_gives_the_permissions_of_an_ordinary_one(tmp_path):
+    """Not mkstemp's owner-only 0600: a study on shared storage stays readable by the group."""
+    (tmp_path / "plain").write_text("x")
+    with atomic_write(tmp_path / "atomic", "w") as f:
+        f.write("x")
+    assert (tmp_path / "atomic").stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
 def test_a_trial_whose_disk_fills_up_resumes_once_there_is_space(tmp_path, monkeypatch):
     cfg = tiny_config(train={"epochs": 3}, eval={"random_init_baseline": False})
     whole = run_trial(cfg)

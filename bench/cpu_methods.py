@@ -43,16 +43,7 @@ RUNS = {
 REFERENCE = {"random init": 0.460, "alignment only": 0.477, "BYOL": 0.534, "RAFT beta=1": 0.535,
              "RAFT beta=-1": 0.532}  # fmt: skip
 REFERENCE_WALL_S = 660.0
-COLUMNS = [
-    "linear_acc",
-    "knn_acc",
-    "feat_rank",
-    "proj_std",
-    "pred_std",
-    "pred_rank",
-    "l_align",
-    "collapsed",
-]
+COLUMNS = ["linear_acc", "knn_acc", "feat_rank", "proj_std", "pred_std", "pred_rank", "l_align", "collapsed"]
 
 
 def config_tree(archive: str, method: dict, epochs: int, seed: int = 0, tau: float = 0.95) -> dict:
@@ -73,10 +64,7 @@ def run_one(label: str, seed: int, tree: dict) -> tuple[str, int, dict, float]:
 
     def progress(m: dict, _: object) -> None:
         if not m.get("final"):
-            print(
-                f"  {label} seed {seed}: epoch {m['epoch']} loss {m['loss']:.4f}",
-                flush=True,
-            )
+            print(f"  {label} seed {seed}: epoch {m['epoch']} loss {m['loss']:.4f}", flush=True)
 
     start = time.perf_counter()
     result = run_trial(TrialConfig.model_validate(tree), progress)

@@ -29,7 +29,7 @@ SPEC_FILE = "raft_study.json"
 # Tune's own progress table off (study.progress prints ours),
 # and Tune snapshots the experiment at every step of its loop (the default waits >= 10 s), so that
 # after a SIGKILL of the driver no trial that started or finished before it is lost or run twice;
-# study.snapshot guards that snapshot against truncation.
+# study.snapshot keeps a whole, consistent copy of that snapshot to resume from.
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_GLOBAL_CHECKPOINT_S": "0",
            "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}  # fmt: skip
@@ -94,7 +94,10 @@ def spec_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def prepare_storage(spec: StudySpec, storage: str, restart: bool) -> tuple[str, bool]:
-    """The experiment path, and whether a study is there to resume. Refuses a changed spec."""
+    """The experiment path, and whether a study is there to resume (its snapshot repaired first,
+    see study.snapshot). Refuses a changed spec."""
+    from study.snapshot import repair
+
     path = experiment_path(storage, spec.name)
     if is_uri(storage):
         return path, not restart and _can_restore(path)
@@ -111,6 +114,9 @@ def prepare_storage(spec: StudySpec, storage: str, restart: bool) -> tuple[str, 
                 "rerun with --restart to start it over, or --name to start another"
             )
     write_json(stored, given)
+    if repair(local):
+        print("the study's snapshot on disk was incomplete (the driver died while Ray copied it); "
+              "resuming from the last whole one", flush=True)  # fmt: skip
     return path, _can_restore(path)
 
 
@@ -128,7 +134,7 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool, retry_errored: bool
 
     from study.optuna_search import SeededOptunaSearch
     from study.progress import Progress
-    from study.snapshot import SnapshotGuard, repair
+    from study.snapshot import SnapshotGuard
     from study.trainable import run_tune_trial
 
     spec_json = spec.model_dump(mode="json")
@@ -138,9 +144,6 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool, retry_errored: bool
     param_space = {} if spec.search.kind == "optuna" else {"params": tune.grid_search(expand(spec))}
     path = experiment_path(storage, spec.name)
     if resume:
-        if not is_uri(storage) and repair(Path(path)):
-            print("the study's last snapshot was cut short (the driver died while Ray wrote it); "
-                  "resuming from the one before", flush=True)  # fmt: skip
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=retry_errored,
                                   param_space=param_space)  # fmt: skip
     if spec.scheduler.kind == "asha":
@@ -166,7 +169,7 @@ def build_tuner(spec: StudySpec, storage: str, resume: bool, retry_errored: bool
         storage_path=storage if is_uri(storage) else str(Path(storage).resolve()),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=2),
-        callbacks=[Progress(spec), SnapshotGuard(path)],
+        callbacks=[Progress(spec)] + ([] if is_uri(storage) else [SnapshotGuard(path)]),
         verbose=0,
     )
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)

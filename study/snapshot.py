@@ -1,17 +1,22 @@
-"""A guard for Tune's experiment snapshot.
+"""A guard for Tune's experiment snapshot: resume from a whole and consistent one.
 
-Ray copies its snapshot files (experiment_state-*.json and the search state beside it) into the
-storage folder without an atomic rename, so a SIGKILL during the copy leaves a truncated file; Tune
-then fails to read it and silently starts the study over, running every trial again. While a study
-runs, `SnapshotGuard` keeps a copy of the newest snapshot that reads back whole; before a study is
-resumed, `repair` puts that copy back over a truncated snapshot.
+Tune's snapshot is several files of one session (`experiment_state-<session>.json`, the searcher's
+`searcher-state-<session>.pkl`, the search generator's and the limiter's `search_gen_state-...json`).
+Each step of its loop, Tune writes them into the driver's staging folder, then a background thread
+copies them one by one into the study folder, without an atomic rename. A SIGKILL during that copy
+leaves a truncated file, or files of different moments: a searcher that has suggested trials the
+experiment state does not know (Tune then waits for them forever, or stops early), or a new session's
+half-copied experiment state that hides the previous whole one. So `SnapshotGuard`, called right
+after Tune has written the staging files, keeps one copy of the whole set in one atomically written
+file, and `repair`, before a study is resumed, puts that set back in place of Tune's copies.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
-import shutil
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,53 +25,103 @@ from ray import tune
 
 from study.io import atomic_write
 
-GOOD = ".snapshot-good"
+GOOD = ".tune-snapshot"
+SESSION = re.compile(r"^(?:experiment_state|searcher-state|search_gen_state|basic-variant-state|callback-states)-(.+)\.(?:json|pkl)$")  # fmt: skip
 
 
-def _session_files(study: Path) -> list[Path]:
-    """The newest snapshot's files: experiment_state-<session>.json and its search state."""
-    states = sorted(study.glob("experiment_state-*.json"))
+def session_of(name: str) -> str | None:
+    """The session string in the name of one of Tune's snapshot files, None for any other file."""
+    match = SESSION.match(name)
+    return match.group(1) if match else None
+
+
+def snapshot_files(folder: Path) -> dict[str, bytes]:
+    """The newest session's snapshot files in `folder` (Tune resumes from the largest name)."""
+    files = {p.name: p for p in folder.iterdir() if p.is_file() and session_of(p.name)} if folder.is_dir() else {}
+    states = sorted(n for n in files if n.startswith("experiment_state-"))
     if not states:
-        return []
-    session = states[-1].name.removeprefix("experiment_state-").removesuffix(".json")
-    return sorted(p for p in study.glob(f"*{session}*") if p.is_file())
+        return {}
+    session = session_of(states[-1])
+    return {n: p.read_bytes() for n, p in files.items() if session_of(n) == session}
 
 
-def _reads_whole(path: Path) -> bool:
+def save(study: Path, files: dict[str, bytes]) -> None:
+    """Keep a snapshot set in the study folder, in one atomically written file."""
+    with atomic_write(study / GOOD) as f:
+        pickle.dump(files, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _companions(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The files that must match the experiment state: the searcher's and the generator's."""
+    return {name: data for name, data in files.items() if not name.startswith("experiment_state-")}
+
+
+def _reads_whole(name: str, data: bytes) -> bool:
     try:
-        data = path.read_bytes()
-        json.loads(data) if path.suffix == ".json" else pickle.loads(data)
+        json.loads(data) if name.endswith(".json") else pickle.loads(data)
         return True
     except Exception:  # noqa: BLE001 - any unreadable file is simply not whole
         return False
 
 
-def backup(study: Path) -> None:
-    files = _session_files(study)
-    if files and all(_reads_whole(p) for p in files):
-        for p in files:
-            with atomic_write(study / GOOD / p.name) as f:
-                f.write(p.read_bytes())
-
-
 def repair(study: Path) -> bool:
-    """Put the last whole snapshot back if the newest one is truncated; True if it did."""
-    files = _session_files(study)
-    if not files or all(_reads_whole(p) for p in files) or not (study / GOOD).is_dir():
-        return False
-    for good in (study / GOOD).iterdir():
-        if good.is_file() and not good.name.startswith("."):
-            shutil.copyfile(good, study / f".{good.name}.tmp")
-            (study / f".{good.name}.tmp").replace(study / good.name)
-    return True
+    """Make Tune's snapshot files in `study` the last whole set the guard saved: overwrite that
+    session's files and remove those of any later session. Without the guard's copy (a driver
+    killed before the end of its first step), remove the newest session's files if one of them
+    does not read back whole, so that Tune resumes from the session before or starts over rather
+    than fail. True if anything changed."""
+    if not (study / GOOD).is_file():
+        newest = snapshot_files(study)
+        if all(_reads_whole(name, data) for name, data in newest.items()):
+            return False
+        for name in newest:
+            (study / name).unlink()
+        return True
+    good: dict[str, bytes] = pickle.loads((study / GOOD).read_bytes())
+    session = session_of(next(iter(good)))
+    changed = False
+    for path in study.iterdir():
+        other = session_of(path.name)
+        if other is not None and other > session and path.is_file():
+            path.unlink()
+            changed = True
+    for name, data in good.items():
+        path = study / name
+        if not path.is_file() or path.read_bytes() != data:
+            with atomic_write(path) as f:
+                f.write(data)
+            changed = True
+    return changed
 
 
 class SnapshotGuard(tune.Callback):
-    def __init__(self, study: str, every_s: float = 1.0) -> None:
-        self.study, self.every_s, self.last = Path(study), every_s, 0.0
+    """Keeps Tune's snapshot where Tune has just written it whole: after a step of its loop in which
+    a trial was added, changed status or recorded a checkpoint (Tune deletes the ones past
+    `num_to_keep` as it records a new one, and resumes a trial from the one its snapshot names), or
+    the searcher proposed or heard of one (its state must match the experiment state's trial list);
+    otherwise at most every `every_s` (the experiment state changes at every step, if only its step
+    counter), and after the experiment's final snapshot."""
+
+    def __init__(self, study: str, every_s: float = 0.5) -> None:
+        self.study, self.every_s = Path(study), every_s
+        self.saved: dict[str, bytes] = {}
+        self.saved_trials: list[tuple[str, str, str | None]] = []
+        self.saved_at = -math.inf
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._keep(trials, every_s=self.every_s)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._keep(trials, every_s=0.0)
+
+    def _keep(self, trials: list, every_s: float) -> None:
+        if not trials:  # every trial's storage shares the experiment's staging folder
+            return
+        files = snapshot_files(Path(trials[0].storage.experiment_driver_staging_path))
+        statuses = [(t.trial_id, t.status, t.checkpoint and t.checkpoint.path) for t in trials]
         now = time.monotonic()
-        if now - self.last >= self.every_s:
-            self.last = now
-            backup(self.study)
+        due = (now - self.saved_at >= every_s or statuses != self.saved_trials
+               or _companions(files) != _companions(self.saved))  # fmt: skip
+        if files and files != self.saved and due:
+            save(self.study, files)
+            self.saved, self.saved_trials, self.saved_at = files, statuses, now

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 
 import pandas as pd
 import pytest
@@ -164,6 +165,11 @@ def test_optuna_study_with_asha(tmp_path, local_ray):
     })  # fmt: skip
     counts = run_study(spec, str(tmp_path), None, restart=False)
     assert counts["completed"] + counts["stopped"] == 4 and counts["unfinished"] == counts["errored"] == 0
+    # the snapshot guard holds Tune's final snapshot, searcher included, to resume from
+    from study.snapshot import GOOD, snapshot_files
+
+    guarded = pickle.loads((tmp_path / "optuna" / GOOD).read_bytes())
+    assert guarded == snapshot_files(tmp_path / "optuna") and any(n.startswith("searcher-state-") for n in guarded)
     finals = _finals(tmp_path, "optuna")
     # the grid points come first, at the middle of the lr range
     betas = sorted(m["config"]["method.beta"] for m in finals[:2])

@@ -11,6 +11,8 @@ interrupted study.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,13 +65,39 @@ def read_while_written(read: Callable[[], T], attempts: int = 10, pause_s: float
     raise AssertionError("unreachable")
 
 
+def guarded_snapshot(path: str, kind: str) -> bytes | None:
+    """The `kind` file ("experiment_state", "searcher-state") of the snapshot study.snapshot's guard
+    saved whole; None for a study behind a URI or without one. Tune's own files in the folder can be
+    cut short or be of different moments after a kill, or half-copied while the study runs."""
+    if storage.is_uri(path):
+        return None
+    from study.snapshot import guarded
+
+    return next((data for name, data in guarded(Path(path)).items() if name.startswith(f"{kind}-")), None)
+
+
 def analysis_of(path: str) -> Any:
-    """Tune's ExperimentAnalysis of a study, quiet about trials that have no results yet."""
+    """Tune's ExperimentAnalysis of a study, quiet about trials that have no results yet; read from
+    the guard's whole snapshot where there is one (through a hidden file beside Tune's, which
+    Tune does not read), else from Tune's newest."""
     import logging
 
     from ray.tune import ExperimentAnalysis
 
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    state = guarded_snapshot(path, "experiment_state")
+    if state is not None:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path, prefix=".report-experiment_state-", suffix=".json")
+        except OSError:  # a read-only copy of a study: Tune's newest snapshot will do
+            pass
+        else:
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(state)
+                return ExperimentAnalysis(tmp)
+            finally:
+                os.unlink(tmp)
     return read_while_written(lambda: ExperimentAnalysis(path))
 
 
@@ -153,16 +181,20 @@ def summary_frame(trials: pd.DataFrame) -> pd.DataFrame:
 
 def optuna_study(path: str) -> Any | None:
     """The Optuna study of an Optuna-searched study, as its searcher last saved it into Tune's
-    experiment folder (None for grid or random search, or before the first save)."""
+    snapshot (None for grid or random search, or before the first save)."""
     import pickle
 
     import optuna
 
-    # one file per session of the study, named by its start time: the newest session holds the newest state
-    saved = [n for n in storage.names_in(path) if n.startswith("searcher-state-") and n.endswith(".pkl")]
-    if not saved:
-        return None
-    state = read_while_written(lambda: pickle.loads(storage.read_bytes(storage.join(path, saved[-1]))))
+    whole = guarded_snapshot(path, "searcher-state")
+    if whole is not None:
+        state = pickle.loads(whole)
+    else:
+        # one file per session of the study, named by its start time: the newest session holds the newest state
+        saved = [n for n in storage.names_in(path) if n.startswith("searcher-state-") and n.endswith(".pkl")]
+        if not saved:
+            return None
+        state = read_while_written(lambda: pickle.loads(storage.read_bytes(storage.join(path, saved[-1]))))
     stack, seen = [state], set()
     while stack:  # the searcher may sit inside Tune's wrappers (a ConcurrencyLimiter): look through
         node = stack.pop()

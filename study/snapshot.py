@@ -45,6 +45,14 @@ def snapshot_files(folder: Path) -> dict[str, bytes]:
     return {n: p.read_bytes() for n, p in files.items() if session_of(n) == session}
 
 
+def guarded(study: Path) -> dict[str, bytes]:
+    """The last snapshot set the guard saved in `study`, {} if there is none."""
+    try:
+        return pickle.loads((study / GOOD).read_bytes())
+    except FileNotFoundError:
+        return {}
+
+
 def save(study: Path, files: dict[str, bytes]) -> None:
     """Keep a snapshot set in the study folder, in one atomically written file."""
     with atomic_write(study / GOOD) as f:
@@ -70,14 +78,14 @@ def repair(study: Path) -> bool:
     killed before the end of its first step), remove the newest session's files if one of them
     does not read back whole, so that Tune resumes from the session before or starts over rather
     than fail. True if anything changed."""
-    if not (study / GOOD).is_file():
+    good = guarded(study)
+    if not good:
         newest = snapshot_files(study)
         if all(_reads_whole(name, data) for name, data in newest.items()):
             return False
         for name in newest:
             (study / name).unlink()
         return True
-    good: dict[str, bytes] = pickle.loads((study / GOOD).read_bytes())
     session = session_of(next(iter(good)))
     changed = False
     for path in study.iterdir():

@@ -91,9 +91,16 @@ def test_grid_study_runs_every_trial_once(tmp_path, local_ray, monkeypatch):
     again = write_report(str(tmp_path / "grid"), tmp_path / "reports-after-damage")
     assert len(pd.read_csv(again / "trials.csv")) == 4
     assert f"- {trials['trial_id'].iloc[0]}: its per-epoch results (result.json) could not be read" in (again / "report.md").read_text()
+    # Tune's newest snapshot cut short (a kill during its copy): the report reads the guard's whole
+    # copy, and the rerun puts it back before resuming
+    state = max((tmp_path / "grid").glob("experiment_state-*.json"))
+    whole = state.read_bytes()
+    state.write_bytes(whole[: len(whole) // 2])
+    cut = write_report(str(tmp_path / "grid"), tmp_path / "reports-after-cut")
+    pd.testing.assert_frame_equal(pd.read_csv(cut / "trials.csv"), pd.read_csv(again / "trials.csv"))
     # the same command again: nothing left to run, nothing rerun
     again = run_study(spec, str(tmp_path), None, restart=False)
-    assert again["completed"] == 4
+    assert again["completed"] == 4 and state.read_bytes() == whole
     assert sorted(m["trial_id"] for m in _finals(tmp_path, "grid")) == sorted(m["trial_id"] for m in finals)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from study.config import ConfigError
 from study.io import write_json
 from study.spec import StudySpec, describe, expand
-from study.storage import is_uri
+from study.storage import is_uri, names_in
 
 SPEC_FILE = "raft_study.json"
 
@@ -121,9 +121,15 @@ def prepare_storage(spec: StudySpec, storage: str, restart: bool) -> tuple[str, 
 
 
 def _can_restore(path: str) -> bool:
+    """Whether Tune has a snapshot to resume from. Tune's own check looks for its Tuner file only,
+    which it writes before the first snapshot; a study killed in between has nothing to resume, and
+    Tune's restore would then start it over with num_samples = 1 (the restore path does not pass
+    it on), so such a study starts afresh instead."""
     from ray import tune
 
-    return tune.Tuner.can_restore(path)
+    return tune.Tuner.can_restore(path) and any(
+        n.startswith("experiment_state-") and n.endswith(".json") for n in names_in(path)
+    )
 
 
 def build_tuner(spec: StudySpec, storage: str, resume: bool, retry_errored: bool = False):

@@ -64,12 +64,15 @@ def _companions(files: dict[str, bytes]) -> dict[str, bytes]:
     return {name: data for name, data in files.items() if not name.startswith("experiment_state-")}
 
 
-def _reads_whole(name: str, data: bytes) -> bool:
-    try:
-        json.loads(data) if name.endswith(".json") else pickle.loads(data)
-        return True
-    except Exception:  # noqa: BLE001 - any unreadable file is simply not whole
-        return False
+def _reads_whole(data: bytes) -> bool:
+    """Whether a snapshot file loads: JSON or a pickle (Tune's search_gen_state-*.json is a pickle)."""
+    for load in (json.loads, pickle.loads):
+        try:
+            load(data)
+            return True
+        except Exception:  # noqa: BLE001, S112 - any unreadable file is simply not whole
+            continue
+    return False
 
 
 def repair(study: Path) -> bool:
@@ -81,7 +84,7 @@ def repair(study: Path) -> bool:
     good = guarded(study)
     if not good:
         newest = snapshot_files(study)
-        if all(_reads_whole(name, data) for name, data in newest.items()):
+        if all(_reads_whole(data) for data in newest.values()):
             return False
         for name in newest:
             (study / name).unlink()

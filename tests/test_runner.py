@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,6 +38,20 @@ def _finals(storage, name):
 
     grid = tune.Tuner.restore(str(storage / name), run_tune_trial).get_results()
     return [r.metrics for r in grid]
+
+
+def test_a_study_killed_before_its_first_snapshot_starts_afresh(tmp_path):
+    """Tune writes its Tuner file before its first snapshot; resuming from the file alone would make
+    Tune start the study over with num_samples = 1."""
+    from study.runner import prepare_storage
+
+    spec = _spec()
+    path, resume = prepare_storage(spec, str(tmp_path), restart=False)
+    assert not resume
+    (Path(path) / "tuner.pkl").write_bytes(b"written at the start of Tuner.fit")
+    assert prepare_storage(spec, str(tmp_path), restart=False) == (path, False)
+    (Path(path) / "experiment_state-2026-12-05_02-32-34.json").write_text('{"trial_data": []}')
+    assert prepare_storage(spec, str(tmp_path), restart=False) == (path, True)
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ def _snapshot(session: str, trials: list[str], asked: int) -> dict[str, bytes]:
     return {
         f"experiment_state-{session}.json": json.dumps({"trial_data": trials}).encode(),
         f"searcher-state-{session}.pkl": pickle.dumps({"asked": asked, "by_trial": dict.fromkeys(trials, 0)}),
-        f"search_gen_state-{session}.json": json.dumps({"counter": asked}).encode(),
+        f"search_gen_state-{session}.json": pickle.dumps({"counter": asked}),  # a pickle, despite its name
     }
 
 

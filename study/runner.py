@@ -104,6 +104,7 @@ def prepare_storage(spec: StudySpec, storage: str, restart: bool) -> tuple[str, 
     local = Path(path)
     if restart and local.exists():
         shutil.rmtree(local)
+    repaired = local.is_dir() and repair(local)  # first: a resumed run's Ray copies the spec file back too
     stored = local / SPEC_FILE
     given = spec.model_dump(mode="json")
     if stored.is_file():
@@ -114,7 +115,7 @@ def prepare_storage(spec: StudySpec, storage: str, restart: bool) -> tuple[str, 
                 "rerun with --restart to start it over, or --name to start another"
             )
     write_json(stored, given)
-    if repair(local):
+    if repaired:
         print("the study's snapshot on disk was incomplete (the driver died while Ray copied it); "
               "resuming from the last whole one", flush=True)  # fmt: skip
     return path, _can_restore(path)

@@ -36,13 +36,17 @@ def session_of(name: str) -> str | None:
 
 
 def snapshot_files(folder: Path) -> dict[str, bytes]:
-    """The newest session's snapshot files in `folder` (Tune resumes from the largest name)."""
-    files = {p.name: p for p in folder.iterdir() if p.is_file() and session_of(p.name)} if folder.is_dir() else {}
+    """The newest session's snapshot files in `folder` (Tune resumes from the largest name), with
+    the other .json and .pkl files beside them (tuner.pkl, raft_study.json): a resumed run downloads
+    every such file into its staging folder and copies them all back, as non-atomically."""
+    if not folder.is_dir():
+        return {}
+    files = {p.name: p for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".pkl")}
     states = sorted(n for n in files if n.startswith("experiment_state-"))
     if not states:
         return {}
     session = session_of(states[-1])
-    return {n: p.read_bytes() for n, p in files.items() if session_of(n) == session}
+    return {n: p.read_bytes() for n, p in files.items() if session_of(n) in (session, None)}
 
 
 def guarded(study: Path) -> dict[str, bytes]:
@@ -77,19 +81,19 @@ def _reads_whole(data: bytes) -> bool:
 
 def repair(study: Path) -> bool:
     """Make Tune's snapshot files in `study` the last whole set the guard saved: overwrite that
-    session's files and remove those of any later session. Without the guard's copy (a driver
+    session's files (and the other files Ray copies back) and remove those of any later session. Without the guard's copy (a driver
     killed before the end of its first step), remove the newest session's files if one of them
     does not read back whole, so that Tune resumes from the session before or starts over rather
     than fail. True if anything changed."""
     good = guarded(study)
     if not good:
-        newest = snapshot_files(study)
+        newest = {n: data for n, data in snapshot_files(study).items() if session_of(n)}
         if all(_reads_whole(data) for data in newest.values()):
             return False
         for name in newest:
             (study / name).unlink()
         return True
-    session = session_of(next(iter(good)))
+    session = next(session_of(n) for n in good if n.startswith("experiment_state-"))
     changed = False
     for path in study.iterdir():
         other = session_of(path.name)

@@ -38,17 +38,19 @@ def _snapshot(session: str, trials: list[str], asked: int) -> dict[str, bytes]:
 def test_a_searcher_ahead_of_the_experiment_state_and_a_half_copied_later_session_are_undone(tmp_path):
     staging, study = tmp_path / "staging", tmp_path / "study"
     _write(staging, {**_snapshot(S1, ["a"], 1), "basic-variant-state-x.txt": b"not a snapshot file"})
-    whole = _snapshot(S1, ["a", "b"], 2)
+    # a resumed run's staging folder also holds the other .json and .pkl files it downloaded
+    whole = {**_snapshot(S1, ["a", "b"], 2), "tuner.pkl": pickle.dumps({"num_samples": 6}), "raft_study.json": b"{}"}
     _write(staging, whole)  # Tune's step wrote the set whole into its staging folder ...
     SnapshotGuard(str(study)).on_step_end(1, _trials(staging))  # ... where the guard copied it
     # The driver died while Ray copied: the searcher state is from a later step than the experiment
-    # state (it knows trial c), and a later session's experiment state is cut short.
+    # state (it knows trial c), the spec file it copies back is empty, and a later session's
+    # experiment state is cut short.
     ahead = _snapshot(S1, ["a", "b", "c"], 3)
-    _write(study, {**whole, f"searcher-state-{S1}.pkl": ahead[f"searcher-state-{S1}.pkl"]})
+    _write(study, {**whole, f"searcher-state-{S1}.pkl": ahead[f"searcher-state-{S1}.pkl"], "raft_study.json": b""})
     (study / f"experiment_state-{S2}.json").write_bytes(b'{"trial_data": [')
-    (study / "result.json").write_text("{}")
+    (study / "notes.txt").write_text("{}")
     assert repair(study)
-    assert snapshot_files(study) == whole and (study / "result.json").read_text() == "{}"
+    assert snapshot_files(study) == whole and (study / "notes.txt").read_text() == "{}"
     assert not (study / f"experiment_state-{S2}.json").exists()
     assert not repair(study)  # nothing left to change
 

@@ -64,7 +64,8 @@ def save(study: Path, files: dict[str, bytes]) -> None:
 
 
 def _companions(files: dict[str, bytes]) -> dict[str, bytes]:
-    """The files that must match the experiment state: the searcher's and the generator's."""
+    """Every file of a set but the experiment state: the searcher's and the generator's, which must
+    match it (and tuner.pkl, raft_study.json, which do not change within a session)."""
     return {name: data for name, data in files.items() if not name.startswith("experiment_state-")}
 
 
@@ -81,10 +82,10 @@ def _reads_whole(data: bytes) -> bool:
 
 def repair(study: Path) -> bool:
     """Make Tune's snapshot files in `study` the last whole set the guard saved: overwrite that
-    session's files (and the other files Ray copies back) and remove those of any later session. Without the guard's copy (a driver
-    killed before the end of its first step), remove the newest session's files if one of them
-    does not read back whole, so that Tune resumes from the session before or starts over rather
-    than fail. True if anything changed."""
+    session's files (and the other files Ray copies back) and remove those of any later session.
+    Without the guard's copy (a driver killed before the end of its first step), remove the newest
+    session's files if one of them does not read back whole, so that Tune resumes from the session
+    before or starts over rather than fail. True if anything changed."""
     good = guarded(study)
     if not good:
         newest = {n: data for n, data in snapshot_files(study).items() if session_of(n)}

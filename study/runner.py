@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +136,38 @@ def _can_restore(path: str) -> bool:
     )
 
 
+class _FailedRestore(logging.Handler):
+    """Tune logs a failed restore and then starts the experiment over in the same folder, with
+    num_samples = 1 (its restore path does not pass it on), so the finished trials vanish from its
+    state and grid trials run again. This turns that log record into an error before any trial starts."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(logging.ERROR)
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.getMessage().startswith("Failed to restore the run state"):
+            return
+        exc = record.exc_info[1] if record.exc_info else None
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        cause = f"{type(exc).__name__}: {first_line}" if exc else "see Ray's log"
+        raise ConfigError(
+            f"study in {self.path}: Tune cannot resume from its snapshot ({cause}); nothing was run. Rerun with "
+            "--restart to start it over, or --name to start another"
+        )
+
+
+@contextmanager
+def _failed_restore_raises(path: str) -> Iterator[None]:
+    logger = logging.getLogger("ray.tune.execution.tune_controller")
+    handler = _FailedRestore(path)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def build_tuner(spec: StudySpec, storage: str, resume: bool, retry_errored: bool = False):
     """The Tuner of a spec: a new one, or one restored from `storage` to resume (errored trials
     too, from their last checkpoint, when `retry_errored`)."""
@@ -231,7 +266,8 @@ def run_study(
     path, resume = prepare_storage(spec, storage, restart)
     print(f"{'resuming' if resume else 'starting'} study {spec.name}: {trial_count(spec)} trials in {path}", flush=True)
     start = time.perf_counter()
-    results = build_tuner(spec, storage, resume, retry_errored).fit()
+    with _failed_restore_raises(path):
+        results = build_tuner(spec, storage, resume, retry_errored).fit()
     counts = outcome_counts(results._experiment_analysis.trials, trial_count(spec))
     counts["seconds"] = round(time.perf_counter() - start)
     return counts

@@ -157,6 +157,28 @@ def test_changed_spec_is_refused_unless_restart(tmp_path, local_ray):
 
 
 @pytest.mark.slow
+def test_a_snapshot_tune_cannot_restore_is_refused_not_restarted(tmp_path, local_ray):
+    """Tune logs a failed restore and starts the study over (with num_samples = 1); the runner
+    refuses instead, naming the cause, and leaves the study folder as it was."""
+    from study.runner import run_study
+    from study.snapshot import GOOD
+
+    spec = _spec(name="broken", space={"method.beta": {"grid": [1.0]}})
+    assert run_study(spec, str(tmp_path), None, restart=False)["completed"] == 1
+    folder = tmp_path / "broken"
+    (folder / GOOD).unlink()  # no guard copy to repair from
+    state = next(folder.glob("experiment_state-*.json"))
+    state.write_text("{}")  # whole JSON, so not repaired, but not Tune's
+    before = {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"Tune cannot resume from its snapshot \(KeyError: .*--restart"):
+        run_study(spec, str(tmp_path), None, restart=False)
+    after = {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys()
+    assert {k for k in after if after[k] != before[k]} <= {Path("raft_study.json"), Path(".validate_storage_marker")}
+    assert state.read_text() == "{}"
+
+
+@pytest.mark.slow
 def test_random_study_with_collapse_stop(tmp_path, local_ray):
     from study.runner import run_study
 

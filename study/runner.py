@@ -152,8 +152,9 @@ class _FailedRestore(logging.Handler):
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
         cause = f"{type(exc).__name__}: {first_line}" if exc else "see Ray's log"
         raise ConfigError(
-            f"study in {self.path}: Tune cannot resume from its snapshot ({cause}); nothing was run. Rerun with "
-            "--restart to start it over, or --name to start another"
+            f"study in {self.path}: Tune cannot resume from its snapshot ({cause}); nothing was run. Resume it with "
+            "the Ray version that wrote it, or rerun with --restart to start it over (deleting its results), or "
+            "use --name to start another"
         )
 
 

@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu_methods import RUNS, config_tree
 
+WIDTHS = {"seed": 4, "epoch": 5, "loss": 8, "moved": 6, "linear": 7, "knn": 6, "linear_precise": 14, "knn_precise": 11}
+
 
 @torch.no_grad()
 def with_precise_bn(online: torch.nn.Module, images: torch.Tensor, to_input, batch: int = 500) -> torch.nn.Module:
@@ -95,13 +97,11 @@ def main() -> int:
     with ProcessPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(run_seed, args.archive, seed, args.epochs) for seed in args.seeds]
         rows = [row for f in futures for row in f.result()]
-    print(
-        f"\n{'seed':>4s} {'epoch':>5s} {'loss':>8s} {'moved':>6s} {'linear':>7s} {'knn':>6s} {'linear_pBN':>10s} {'knn_pBN':>7s}"
-    )
+    print("\n" + " ".join(f"{key:>{w}s}" for key, w in WIDTHS.items()))
     for r in rows:
-        print(f"{r['seed']:>4d} {r['epoch']:>5d} {r['loss']:>8.4f} {r['moved']:>6.3f} {r['linear']:>7.3f} {r['knn']:>6.3f}"
-              f" {r['linear_precise']:>10.3f} {r['knn_precise']:>7.3f}")  # fmt: skip
-    print("\nmean over seeds, change from random init (points): epoch, linear, knn, linear_pBN, knn_pBN")
+        print(" ".join(f"{r[k]:>{w}d}" if isinstance(r[k], int) else f"{r[k]:>{w}.{4 if k == 'loss' else 3}f}"
+                       for k, w in WIDTHS.items()))  # fmt: skip
+    print("\nmean over seeds, change from random init (points): epoch, linear, knn, linear_precise, knn_precise")
     for epoch in range(args.epochs + 1):
         at = [r for r in rows if r["epoch"] == epoch]
         init = {r["seed"]: r for r in rows if r["epoch"] == 0}

@@ -23,7 +23,6 @@ Skips (exit 0, says why) when the archive is absent.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -34,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_methods import RUNS, config_tree
+from bench.cpu_methods import RUNS, bench_arguments, config_tree, decode_once
 
 WIDTHS = {"seed": 4, "epoch": 5, "loss": 8, "moved": 6, "linear": 7, "knn": 6, "linear_precise": 14, "knn_precise": 11}
 
@@ -82,18 +81,9 @@ def run_seed(archive: str, seed: int, epochs: int) -> list[dict[str, float]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--archive", default=str(ROOT.parent / "shared/data/cifar10-jpeg.tar.gz"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=8)
-    args = parser.parse_args()
-    if not Path(args.archive).is_file():
-        print(f"skipped: {args.archive} not found")
+    args = bench_arguments().parse_args()
+    if not decode_once(args.archive):
         return 0
-    from study.config import TrialConfig
-    from study.data import load_data
-
-    load_data(TrialConfig.model_validate(config_tree(args.archive, {}, 1)).data)  # decode + cache once
     with ProcessPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(run_seed, args.archive, seed, args.epochs) for seed in args.seeds]
         rows = [row for f in futures for row in f.result()]
@@ -102,9 +92,9 @@ def main() -> int:
         print(" ".join(f"{r[k]:>{w}d}" if isinstance(r[k], int) else f"{r[k]:>{w}.{4 if k == 'loss' else 3}f}"
                        for k, w in WIDTHS.items()))  # fmt: skip
     print("\nmean over seeds, change from random init (points): epoch, linear, knn, linear_precise, knn_precise")
+    init = {r["seed"]: r for r in rows if r["epoch"] == 0}
     for epoch in range(args.epochs + 1):
         at = [r for r in rows if r["epoch"] == epoch]
-        init = {r["seed"]: r for r in rows if r["epoch"] == 0}
         deltas = [sum(100 * (r[k] - init[r["seed"]][k]) for r in at) / len(at)
                   for k in ("linear", "knn", "linear_precise", "knn_precise")]  # fmt: skip
         print(f"{epoch:>5d} " + " ".join(f"{d:>+6.1f}" for d in deltas))

@@ -94,20 +94,34 @@ def summary_rows(runs: list[tuple[str, int, dict, float]]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def bench_arguments() -> argparse.ArgumentParser:
+    """The options every benchmark on the shared CIFAR-10 copy takes."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--archive", default=str(ROOT.parent / "shared/data/cifar10-jpeg.tar.gz"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    if not Path(args.archive).is_file():
-        print(f"skipped: {args.archive} not found")
-        return 0
+    return parser
+
+
+def decode_once(archive: str) -> bool:
+    """Decode and cache the archive before the worker processes start, so they do not all decode
+    it at once; False, after saying so, when it is absent."""
+    if not Path(archive).is_file():
+        print(f"skipped: {archive} not found")
+        return False
     from study.config import TrialConfig
     from study.data import load_data
 
-    load_data(TrialConfig.model_validate(config_tree(args.archive, {}, 1)).data)  # decode + cache once
+    load_data(TrialConfig.model_validate(config_tree(archive, {}, 1)).data)
+    return True
+
+
+def main() -> int:
+    parser = bench_arguments()
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if not decode_once(args.archive):
+        return 0
     jobs = [(label, seed, config_tree(args.archive, m, args.epochs, seed, tau))
             for seed in args.seeds for label, (m, tau) in RUNS.items()]  # fmt: skip
     with ProcessPoolExecutor(max_workers=2) as pool:
